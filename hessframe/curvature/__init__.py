@@ -1,0 +1,5 @@
+"""The CurvatureProvider interface and the four built-in kinds."""
+
+from hessframe.curvature.base import Capabilities, CurvatureProvider
+
+__all__ = ["Capabilities", "CurvatureProvider"]

@@ -1,0 +1,1 @@
+"""Algorithms that work on any CurvatureProvider."""
