@@ -159,7 +159,9 @@ class CurvatureProvider(abc.ABC):
     # ------------------------------------------------------------------
     # Derived quantities with defaults built on the products
 
-    def to_dense(self, max_size: int = DEFAULT_MAX_DENSE_SIZE, chunk_size: int = 256) -> torch.Tensor:
+    def to_dense(
+        self, max_size: int = DEFAULT_MAX_DENSE_SIZE, chunk_size: int = 256
+    ) -> torch.Tensor:
         """Build H as a dense (n, n) tensor from products with identity columns.
 
         Args:
@@ -202,7 +204,9 @@ class CurvatureProvider(abc.ABC):
             basis = torch.zeros(self.size, stop - start, dtype=self.dtype, device=self.device)
             rows = torch.arange(start, stop, device=self.device)
             basis[rows, torch.arange(stop - start, device=self.device)] = 1
-            diag[start:stop] = self.matmat(basis)[rows, torch.arange(stop - start, device=self.device)]
+            diag[start:stop] = self.matmat(basis)[
+                rows, torch.arange(stop - start, device=self.device)
+            ]
         return diag
 
     def trace(self) -> torch.Tensor:
@@ -272,8 +276,7 @@ class CurvatureProvider(abc.ABC):
             )
         if v.ndim != 1 or v.shape[0] != self.size:
             raise InvalidArgumentError(
-                f"{name} must have shape ({self.size},) to match the provider, "
-                f"got {tuple(v.shape)}"
+                f"{name} must have shape ({self.size},) to match the provider, got {tuple(v.shape)}"
             )
         self._check_dtype_device(v, name)
 

@@ -1,0 +1,171 @@
+"""The ``hessframe`` command.
+
+The core adds ``plugins``, ``providers`` and ``install``; every other command,
+the core's own ``spectrum`` included, comes through the ``hessframe_commands``
+hook of a plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from hessframe import __version__
+from hessframe.plugins import PluginManager, get_plugin_manager
+
+logger = logging.getLogger(__name__)
+
+#: Domain plugins that ``hessframe install`` knows, by short name.
+KNOWN_PLUGINS = ("audio", "bilevel", "diffusion", "molecules", "transport")
+
+
+class _ManagedGroup(click.Group):
+    """The top-level group; it keeps the plugin manager that built it for the core commands."""
+
+    plugin_manager: PluginManager
+
+
+def build_cli(manager: PluginManager | None = None) -> click.Group:
+    """Build the ``hessframe`` command with the core commands and every plugin's commands.
+
+    Args:
+        manager: The plugin manager to read plugins from; the process-wide one
+            (built from the environment) by default.
+    """
+    manager = manager if manager is not None else get_plugin_manager()
+
+    @click.group(name="hessframe", cls=_ManagedGroup)
+    @click.version_option(__version__, prog_name="hessframe")
+    @click.option("-v", "--verbose", count=True, help="Log more: -v for INFO, -vv for DEBUG.")
+    def cli(verbose: int) -> None:
+        """Second-order information (Hessians, Hessian-vector products, spectra) for science."""
+        level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+    cli.plugin_manager = manager
+    cli.add_command(plugins_command)
+    cli.add_command(providers_command)
+    cli.add_command(install_command)
+    manager.add_commands(cli)
+    for failure in manager.failures:
+        click.echo(
+            f"warning: plugin {failure.name!r} ({failure.target}) failed to import and is "
+            f"skipped: {failure.error}",
+            err=True,
+        )
+    return cli
+
+
+def _manager_of(context: click.Context) -> PluginManager:
+    root = context.find_root().command
+    return getattr(root, "plugin_manager", None) or get_plugin_manager()
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.pass_context
+def plugins_command(context: click.Context, as_json: bool) -> None:
+    """List each plugin with its version, providers, commands and data sets."""
+    manager = _manager_of(context)
+    infos = manager.plugin_infos()
+    if as_json:
+        payload = {
+            "plugins": [
+                {
+                    "name": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "providers": list(info.providers),
+                    "commands": list(info.commands),
+                    "datasets": list(info.datasets),
+                }
+                for info in infos
+            ],
+            "failed": [
+                {"name": failure.name, "target": failure.target, "error": failure.error}
+                for failure in manager.failures
+            ],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    for info in infos:
+        click.echo(f"{info.name} ({info.distribution} {info.version})")
+        click.echo(f"  providers: {', '.join(info.providers) or '-'}")
+        click.echo(f"  commands:  {', '.join(info.commands) or '-'}")
+        click.echo(f"  datasets:  {', '.join(info.datasets) or '-'}")
+    for failure in manager.failures:
+        click.echo(f"{failure.name} (failed to import: {failure.error})")
+
+
+@click.command("providers")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.pass_context
+def providers_command(context: click.Context, as_json: bool) -> None:
+    """List each curvature provider with its name, kind and plugin."""
+    records = _manager_of(context).provider_records()
+    rows = [
+        {"name": name, "kind": record.kind, "plugin": plugin, "summary": record.summary}
+        for name, (record, plugin) in sorted(records.items())
+    ]
+    if as_json:
+        click.echo(json.dumps({"providers": rows}, indent=2))
+        return
+    width = max((len(row["name"]) for row in rows), default=4)
+    for row in rows:
+        click.echo(
+            f"{row['name']:<{width}}  {row['kind']:<17}  {row['plugin']:<10}  {row['summary']}"
+        )
+
+
+def source_checkout_root() -> Path | None:
+    """Return the repository root when hessframe runs from a source checkout, else None."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "plugins").is_dir():
+        return root
+    return None
+
+
+def pip_install_arguments(name: str, checkout: Path | None) -> list[str]:
+    """Return the pip arguments that install the domain plugin ``name``.
+
+    From a source checkout the plugin is installed editable from ``plugins/NAME``;
+    otherwise pip installs the distribution ``hessframe-NAME``.
+
+    Raises:
+        click.BadParameter: ``name`` is not a known domain plugin.
+    """
+    if name not in KNOWN_PLUGINS:
+        raise click.BadParameter(
+            f"unknown plugin {name!r}; known plugins: {', '.join(KNOWN_PLUGINS)}",
+            param_hint="NAME",
+        )
+    if checkout is not None and (checkout / "plugins" / name / "pyproject.toml").is_file():
+        return ["install", "-e", str(checkout / "plugins" / name)]
+    return ["install", f"hessframe-{name}"]
+
+
+@click.command("install")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Print the pip command instead of running it.")
+def install_command(name: str, dry_run: bool) -> None:
+    """Install the domain plugin NAME into the running Python environment with pip."""
+    command = [sys.executable, "-m", "pip", *pip_install_arguments(name, source_checkout_root())]
+    click.echo(" ".join(command))
+    if dry_run:
+        return
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise click.ClickException(
+            f"pip failed with exit code {completed.returncode} while installing {name!r}"
+        )
+    click.echo(f"installed plugin {name!r}; `hessframe plugins` lists it")
+
+
+def main() -> None:
+    """Run the ``hessframe`` command (the console-script entry point)."""
+    build_cli()(prog_name="hessframe")

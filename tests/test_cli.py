@@ -1,0 +1,83 @@
+"""The ``hessframe`` command through click's test runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from hessframe.cli import KNOWN_PLUGINS, build_cli, pip_install_arguments, source_checkout_root
+from hessframe.plugins import PluginManager
+
+
+@pytest.fixture
+def cli():
+    return build_cli(PluginManager(autoload=False))
+
+
+def test_providers_json_lists_four_builtin_kinds(cli):
+    result = CliRunner().invoke(cli, ["providers", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["providers"]
+    assert [(row["name"], row["kind"], row["plugin"]) for row in rows] == [
+        ("autodiff", "autodiff", "core"),
+        ("finite-difference", "finite-difference", "core"),
+        ("low-rank-damped", "low-rank-damped", "core"),
+        ("predicted", "predicted", "core"),
+    ]
+
+
+def test_providers_text_has_one_line_each(cli):
+    result = CliRunner().invoke(cli, ["providers"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 4
+    assert lines[0].split()[:3] == ["autodiff", "autodiff", "core"]
+
+
+def test_plugins_json_describes_core(cli):
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["failed"] == []
+    core = payload["plugins"][0]
+    assert core["name"] == "core"
+    assert core["distribution"] == "hessframe"
+    assert core["providers"] == ["autodiff", "finite-difference", "low-rank-damped", "predicted"]
+    assert "spectrum" in core["commands"]
+    assert core["datasets"] == ["digits"]
+
+
+def test_plugins_text_names_core(cli):
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("core (hessframe ")
+
+
+def test_install_unknown_name_lists_known_plugins(cli):
+    result = CliRunner().invoke(cli, ["install", "chemistry"])
+    assert result.exit_code == 2
+    assert "unknown plugin 'chemistry'" in result.output
+    assert "audio, bilevel, diffusion, molecules, transport" in result.output
+
+
+def test_install_dry_run_uses_checkout_folder(cli):
+    result = CliRunner().invoke(cli, ["install", "transport", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    checkout = source_checkout_root()
+    assert checkout is not None
+    expected = f"{sys.executable} -m pip install -e {checkout / 'plugins' / 'transport'}"
+    assert result.output.strip() == expected
+
+
+def test_install_outside_checkout_uses_distribution_name():
+    for name in KNOWN_PLUGINS:
+        assert pip_install_arguments(name, None) == ["install", f"hessframe-{name}"]
+
+
+def test_version_option(cli):
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("hessframe, version ")
