@@ -3,8 +3,8 @@
 Some models output second derivatives themselves, for example an equivariant
 network that predicts the molecular Hessian block by block. This provider runs
 such a model once and offers the result through the curvature interface.
-Products with the predicted matrix are exact; how close that matrix is to the
-true Hessian depends only on the model, and this provider cannot tell.
+Products with the predicted matrix are exact. How close that matrix is to the
+true Hessian depends only on the model, which this provider cannot check.
 """
 
 from __future__ import annotations
@@ -140,9 +140,7 @@ class PredictedHessian(CurvatureProvider):
 
         if size is not None and dtype is not None and device is not None:
             super().__init__(size, dtype, device)
-            self._declared = True
         else:
-            self._declared = False
             prediction = self._run_model(size, dtype, device)
             super().__init__(_size_of(prediction), _dtype_of(prediction), _device_of(prediction))
             self._cache = prediction
@@ -428,12 +426,12 @@ def _check_index(value: Any, name: str) -> torch.Tensor:
     return value.detach()
 
 
-def _check_finite(tensor: torch.Tensor, what: str) -> None:
+def _check_finite(tensor: torch.Tensor, part: str) -> None:
     finite = torch.isfinite(tensor)
     if not bool(finite.all()):
         raise NonFiniteError(
             f"predict_fn returned {int((~finite).sum())} NaN or infinite value(s) in its "
-            f"{what} out of {tensor.numel()}; check the model and its inputs"
+            f"{part} out of {tensor.numel()}; check the model and its inputs"
         )
 
 
