@@ -67,7 +67,7 @@ class PredictedHessian(CurvatureProvider):
 
     The model runs once, and its output is detached and cached. It runs at
     construction when any of ``size``, ``dtype`` and ``device`` is missing,
-    because they are read from its output; otherwise it runs at the first
+    because they are read from its output. Otherwise it runs at the first
     product. Products with block predictions never form the dense matrix: the
     block list is multiplied by gathering and ``index_add_``, which costs
     O(E) instead of O(n²).
@@ -361,8 +361,8 @@ def _count_atoms(index_i: torch.Tensor, index_j: torch.Tensor, size: int | None)
             f"predict_fn returned atom indices from {smallest} to {largest}, "
             f"but they must lie in [0, {atoms}) for {atoms} atoms"
         )
-    keys = index_i * atoms + index_j
-    if torch.unique(keys).numel() != keys.numel():
+    sorted_keys = torch.sort(index_i * atoms + index_j).values
+    if bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
         raise InvalidArgumentError(
             "predict_fn returned the same atom pair (index_i, index_j) more than once; "
             "each block may be listed once"
@@ -374,9 +374,7 @@ def _add_missing_transposes(
     index_i: torch.Tensor, index_j: torch.Tensor, blocks: torch.Tensor, atoms: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Append block (j, i) = B_ijᵀ for every off-diagonal (i, j) whose mirror is not listed."""
-    keys = index_i * atoms + index_j
-    mirror_keys = index_j * atoms + index_i
-    missing = ~torch.isin(mirror_keys, keys) & (index_i != index_j)
+    missing = (_mirror_positions(index_i, index_j, atoms) < 0) & (index_i != index_j)
     return (
         torch.cat([index_i, index_j[missing]]),
         torch.cat([index_j, index_i[missing]]),
@@ -388,11 +386,24 @@ def _symmetrize_block_list(
     index_i: torch.Tensor, index_j: torch.Tensor, blocks: torch.Tensor, atoms: int
 ) -> torch.Tensor:
     """Return (B_ij + B_jiᵀ)/2 for every listed block; every mirror must be listed."""
+    mirror = _mirror_positions(index_i, index_j, atoms)
+    return (blocks + blocks[mirror].transpose(-1, -2)) / 2
+
+
+def _mirror_positions(index_i: torch.Tensor, index_j: torch.Tensor, atoms: int) -> torch.Tensor:
+    """Return, for each block (i, j), the position of block (j, i) in the list, or -1.
+
+    Sorting the pair keys i·N + j and searching them costs O(E log E).
+    """
     keys = index_i * atoms + index_j
     order = torch.argsort(keys)
-    mirror_position = torch.searchsorted(keys[order], index_j * atoms + index_i)
-    mirror = order[mirror_position]
-    return (blocks + blocks[mirror].transpose(-1, -2)) / 2
+    sorted_keys = keys[order]
+    mirror_keys = index_j * atoms + index_i
+    position = torch.searchsorted(sorted_keys, mirror_keys).clamp(max=max(keys.numel() - 1, 0))
+    if keys.numel() == 0:
+        return position
+    found = sorted_keys[position] == mirror_keys
+    return torch.where(found, order[position], torch.full_like(position, -1))
 
 
 def _blocks_to_matrix(blocks: torch.Tensor) -> torch.Tensor:
