@@ -441,6 +441,14 @@ def test_float32_gram_matrix_woodbury_is_less_accurate():
 # Capabilities and bad input
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_numerical_rank_matches_matrix_rank(name):
+    U, s, damping = _make_case(name)
+    provider = LowRankDampedHessian(U, s, damping)
+    low_rank_part = U @ torch.diag(s) @ U.T
+    assert provider.numerical_rank == int(torch.linalg.matrix_rank(low_rank_part, hermitian=True))
+
+
 def test_capabilities_follow_signs_of_s():
     U, s, damping = _make_case("general")
     assert LowRankDampedHessian(U, s, damping).capabilities == Capabilities(

@@ -87,6 +87,8 @@ class LowRankDampedHessian(CurvatureProvider):
     The first call of ``solve``, ``eigsh`` or the square-root methods computes a
     thin QR of U and an eigendecomposition of the r×r core in O(n·r²), and caches
     it. Every later application costs O(n·r) per vector.
+    NOTE: the cache is not invalidated when U or s are modified in place after
+    construction; build a new provider instead.
 
     Args:
         U: Factor of shape (n, r), r ≥ 1, float32 or float64, finite.
@@ -185,8 +187,8 @@ class LowRankDampedHessian(CurvatureProvider):
             rank: k, the rank kept, 1 ≤ k ≤ n.
             damping: λ ≥ 0 added to the diagonal of the approximation.
             method: ``"lanczos"`` or ``"nystrom"``.
-            generator: Random generator for the Nyström test matrix; ignored by
-                Lanczos. None uses torch's global generator.
+            generator: Random generator for the Nyström test matrix or the
+                Lanczos start vector. None uses torch's global generator.
             sketch_size: Number of random test vectors for Nyström,
                 k ≤ sketch_size ≤ n. Oversampling beyond k brings the result
                 closer to the best rank-k approximation. None takes
@@ -214,7 +216,7 @@ class LowRankDampedHessian(CurvatureProvider):
             )
 
         if method == "lanczos":
-            factor, scales = _lanczos_factors(provider, rank)
+            factor, scales = _lanczos_factors(provider, rank, generator)
         else:
             if sketch_size is None:
                 sketch_size = min(n, 2 * rank + 1)
@@ -622,12 +624,14 @@ def _eigendecompose(factor: torch.Tensor, scales: torch.Tensor) -> _Eigendecompo
     )
 
 
-def _lanczos_factors(provider: CurvatureProvider, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _lanczos_factors(
+    provider: CurvatureProvider, rank: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the top ``rank`` eigenpairs of ``provider`` as (U, s) by Lanczos."""
     from hessframe.linalg import lanczos
 
     which = "largest" if provider.capabilities.positive_semidefinite else "magnitude"
-    result = lanczos(provider, k=rank, which=which)
+    result = lanczos(provider, k=rank, which=which, generator=generator)
     if not result.converged:
         logger.warning(
             "Lanczos did not converge for %d eigenpairs (largest residual %.3g); the low-rank "
