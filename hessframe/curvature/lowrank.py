@@ -79,14 +79,14 @@ class LowRankDampedHessian(CurvatureProvider):
     U need not have orthonormal columns, full column rank, or fewer columns
     than rows. Entries of s may be negative, which makes H indefinite unless λ
     outweighs them. Products, ``to_dense``, ``diagonal``, ``trace`` and
-    ``eigsh`` accept any such H. ``solve`` needs H + damping·I nonsingular, and
-    ``inverse_sqrt_matvec`` and ``sqrt_matvec`` need it positive definite
-    (positive semidefinite for the square root). So with λ + damping = 0 they
-    need U to have full row rank, which only happens when r ≥ n.
+    ``eigsh`` accept any such H. ``solve`` needs H + damping·I nonsingular,
+    ``inverse_sqrt_matvec`` needs it positive definite and ``sqrt_matvec``
+    needs it positive semidefinite. With λ + damping = 0, solve and inverse
+    square root therefore need U diag(s) Uᵀ to have rank n, which requires r ≥ n.
 
     The first call of ``solve``, ``eigsh`` or the square-root methods computes a
-    thin QR of U and an eigendecomposition of the r×r core in O(n·r²), and caches
-    it. Every later application costs O(n·r) per vector.
+    thin QR of U and an eigendecomposition of the min(n, r)-square core in
+    O(n·r²), and caches it. Every later application costs O(n·r) per vector.
     NOTE: the cache is not invalidated when U or s are modified in place after
     construction; build a new provider instead.
 
@@ -347,7 +347,7 @@ class LowRankDampedHessian(CurvatureProvider):
         Returns:
             An EigenResult with ``iterations == 0``; ``residuals`` are measured
             with k products and ``num_matvecs == k``. ``converged`` states that
-            every residual is at most √eps times the largest |eigenvalue|.
+            every residual is at most √eps · ‖H‖₂.
 
         Raises:
             InvalidArgumentError: ``k`` is out of range or ``which`` is unknown.
@@ -382,7 +382,7 @@ class LowRankDampedHessian(CurvatureProvider):
         residuals = torch.linalg.vector_norm(
             self._matmat(eigenvectors) - eigenvectors * eigenvalues, dim=0
         )
-        scale = max(float(eigenvalues.abs().max()), float(candidates.abs().max()))
+        scale = float(candidates.abs().max())
         tolerance = math.sqrt(torch.finfo(self.dtype).eps) * max(scale, 1e-30)
         return EigenResult(
             eigenvalues=eigenvalues,
