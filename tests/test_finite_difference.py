@@ -413,6 +413,8 @@ def test_rejects_bad_point_step_and_grad_fn(point):
         FiniteDifferenceHessian(None, point)
     with pytest.raises(InvalidArgumentError, match="dtype"):
         FiniteDifferenceHessian(gradient, point, dtype=torch.int64)
+    with pytest.raises(InvalidArgumentError, match="bfloat16"):
+        FiniteDifferenceHessian(rosen_der, np.ones(3), dtype=torch.bfloat16)
     for step in (0.0, -1e-3, float("nan"), float("inf"), "1e-3"):
         with pytest.raises(InvalidArgumentError, match="step"):
             FiniteDifferenceHessian(gradient, point, step=step)
@@ -468,3 +470,19 @@ def test_capabilities_state_inexact_indefinite_first_order():
     assert capabilities.needs_double_backward is False
     assert capabilities.dense_available is False
     assert capabilities.gpu is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_provider_matches_cpu(point):
+    gradient = torch_gradient(coupled_objective)
+    on_cpu = FiniteDifferenceHessian(gradient, point).to_dense()
+
+    provider = FiniteDifferenceHessian(gradient, point, device="cuda")
+    numpy_provider = FiniteDifferenceHessian(rosen_der, point.numpy(), device="cuda")
+
+    assert provider.capabilities.gpu is True
+    torch.testing.assert_close(provider.to_dense().cpu(), on_cpu, rtol=1e-8, atol=1e-10)
+    numpy_dense = numpy_provider.to_dense()
+    assert numpy_dense.device.type == "cuda"
+    truth = torch.from_numpy(rosen_hess(point.numpy()))
+    assert float((numpy_dense.cpu() - truth).abs().max()) < 1e-8 * float(truth.abs().max())

@@ -371,3 +371,16 @@ def test_rejects_non_finite_prediction(layout):
         PredictedHessian(
             constant(prediction), None, layout="dense" if layout == "dense" else "blocks"
         )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_block_list_matches_source_matrix():
+    matrix = random_symmetric(SIZE)
+    prediction = block_list(matrix, upper_pairs(ATOMS))
+    v = random_vectors(SIZE)
+
+    provider = PredictedHessian(constant(prediction), None, layout="blocks", device="cuda")
+
+    assert provider.capabilities.gpu is True
+    torch.testing.assert_close(provider.matvec(v.cuda()).cpu(), matrix @ v, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(provider.to_dense().cpu(), matrix, rtol=0, atol=0)

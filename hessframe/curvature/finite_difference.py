@@ -108,6 +108,11 @@ class FiniteDifferenceHessian(CurvatureProvider):
             )
         self._numpy_grad = isinstance(x, np.ndarray)
         point = _copy_point(x, dtype, device)
+        if self._numpy_grad and point.dtype == torch.bfloat16:
+            raise InvalidArgumentError(
+                "dtype torch.bfloat16 has no numpy equivalent, so a numpy grad_fn cannot "
+                "receive it; use torch.float32 or torch.float64"
+            )
         super().__init__(point.numel(), point.dtype, point.device)
 
         self._grad_fn = grad_fn
