@@ -39,7 +39,7 @@ test only names the fixture and runs once per case::
 with a formula (check ``case.closed_form``), and ``module_case`` over the
 network cases, whose ``model``, ``loss_fn`` and ``loader`` are also set. The
 fixtures are session-scoped and the dense matrices are computed once, so a
-test must not modify ``x``, ``dense`` or the model; ``provider()`` returns a
+test must not modify ``x``, ``dense`` or the model. ``provider()`` returns a
 new provider on each call. Outside pytest, ``build_case(name)`` builds one.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from cases import DTYPE, HessianCase, build_case
 from torch import nn
 
+import hessframe.linalg
 from hessframe.curvature import AutodiffHessian
 from hessframe.curvature.autodiff import FORWARD_OVER_REVERSE, REVERSE_OVER_REVERSE
 from hessframe.errors import InvalidArgumentError, NondeterministicModelError, NonFiniteError
@@ -24,6 +26,10 @@ def test_autodiff_matches_dense_hessian(hessian_case: HessianCase, provider_chec
 
     for operation in ("matvec", "matmat", "to_dense", "diagonal", "trace"):
         assert operation in errors
+    if hasattr(hessframe.linalg, "lanczos"):
+        assert "eigsh" in errors
+    if hasattr(hessframe.linalg, "conjugate_gradient"):
+        assert "solve" in errors
 
 
 def test_dense_truth_matches_closed_form(closed_form_case: HessianCase) -> None:
@@ -523,3 +529,18 @@ def test_determinism_check_can_be_turned_off() -> None:
     )
 
     assert provider.size == 8
+
+
+# ----------------------------------------------------------------------
+# CUDA
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_provider_matches_cpu_dense(module_case: HessianCase, provider_checker) -> None:
+    model = copy.deepcopy(module_case.model).cuda()
+
+    provider = AutodiffHessian.from_module(model, module_case.loss_fn, module_case.loader)
+
+    assert provider.device.type == "cuda"
+    assert provider.capabilities.gpu
+    provider_checker(provider, module_case.dense.cuda(), rtol=1e-10)

@@ -11,10 +11,11 @@ which costs about as much as one gradient and is exact up to floating point
 - forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad``: the
   cheapest, and what ``torch.func.hessian`` uses;
 - reverse-over-reverse, a second ``torch.autograd.grad`` through the graph of
-  the first (``create_graph=True``), which uses Hᵀ = H. PyTorch covers more
-  operators in reverse mode than in forward mode; for example
-  ``torch.cdist`` has no forward-mode derivative in torch 2.14, as the
-  ``torch.func.hessian`` documentation warns for operators in general.
+  the first (``create_graph=True``), which uses Hᵀ = H.
+
+PyTorch covers more operators in reverse mode than in forward mode, as the
+``torch.func.hessian`` documentation warns. For example ``torch.cdist`` has no
+forward-mode derivative in torch 2.14.
 
 :class:`AutodiffHessian` uses the first and, in mode ``"auto"``, falls back to
 the second the first time an operator lacks a forward-mode derivative.
@@ -83,7 +84,8 @@ class AutodiffHessian(CurvatureProvider):
         dense_chunk_size: Identity columns multiplied at once by
             :meth:`to_dense`. Defaults to ``min(n, max(1, 2**20 // n))``,
             which keeps each block of columns and their products at about
-            2**20 entries; lower it when one product of the objective needs much memory.
+            2**20 entries. Lower it when one product of the objective needs
+            much memory, because a block costs that memory once per column.
 
     Raises:
         InvalidArgumentError: ``func`` is not callable, or returns something
@@ -133,7 +135,7 @@ class AutodiffHessian(CurvatureProvider):
 
             L(θ) = (1/N) Σ_b n_b · loss_fn(model(inputs_b; θ), targets_b),
 
-        where batch b holds n_b samples. ``loss_fn`` must return the mean over
+        where batch b contains n_b samples. ``loss_fn`` must return the mean over
         its batch (as ``nn.CrossEntropyLoss()`` and ``nn.MSELoss()`` do by
         default), so that batches of unequal size are weighted by their size
         and L is the loss of the whole data set in one batch. The model is
@@ -356,8 +358,8 @@ class AutodiffHessian(CurvatureProvider):
             except _UNSUPPORTED_ERRORS as error:
                 if isinstance(error, torch.OutOfMemoryError) or self._vmap_works[mode]:
                     raise
-                # One column without vmap tells whether vmap or the strategy itself
-                # failed; in the second case this raises the strategy's own error.
+                # One column without vmap shows whether vmap or the strategy failed.
+                # If the strategy failed, this call raises its error.
                 single(term.objective, self._point, tangents[:, 0])
                 logger.info(
                     "vectorised %s products failed (%s: %s); multiplying columns one at a time",
@@ -383,10 +385,10 @@ class AutodiffHessian(CurvatureProvider):
     ) -> torch.Tensor:
         """Build H densely from vectorised products with identity columns, symmetrised.
 
-        Columns are computed ``chunk_size`` at a time (vmap of the
-        Hessian-vector product over a block of the identity), which bounds
-        the memory of one block, and the result is (H + Hᵀ)/2 so that it is
-        symmetric to the last bit.
+        Columns are computed ``chunk_size`` at a time by vmap of the
+        Hessian-vector product over a block of the identity, which bounds the
+        memory of one block. The result is (H + Hᵀ)/2, so it is symmetric to
+        the last bit.
 
         Args:
             max_size: Largest n accepted; raise it explicitly for larger matrices.
@@ -402,6 +404,22 @@ class AutodiffHessian(CurvatureProvider):
             chunk_size = self.dense_chunk_size
         dense = super().to_dense(max_size=max_size, chunk_size=chunk_size)
         return (dense + dense.T) / 2
+
+    def diagonal(self) -> torch.Tensor:
+        """Return the exact diagonal of H from n products, ``dense_chunk_size`` columns at a time.
+
+        For a stochastic estimate with fewer products use
+        :func:`hessframe.linalg.hutchinson_diagonal`.
+        """
+        diagonal = torch.empty(self.size, dtype=self.dtype, device=self.device)
+        for start in range(0, self.size, self.dense_chunk_size):
+            stop = min(start + self.dense_chunk_size, self.size)
+            rows = torch.arange(start, stop, device=self.device)
+            columns = torch.arange(stop - start, device=self.device)
+            basis = torch.zeros(self.size, stop - start, dtype=self.dtype, device=self.device)
+            basis[rows, columns] = 1
+            diagonal[start:stop] = self.matmat(basis)[rows, columns]
+        return diagonal
 
 
 def _check_point(x: Any) -> torch.Tensor:
