@@ -108,9 +108,9 @@ def _matrix_with_spectrum(eigenvalues: torch.Tensor, seed: int) -> torch.Tensor:
 # Products and exact derived quantities
 
 
-def test_products_diagonal_trace_match_dense(case):
+def test_provider_checker_passes_every_operation(case):
     provider, dense = case
-    assert_provider_matches_dense(provider, dense, rtol=1e-12, checks=EXACT_CHECKS)
+    assert_provider_matches_dense(provider, dense, rtol=1e-12, iterative_rtol=1e-10)
 
 
 def test_matvec_matches_dense_elementwise(case):
