@@ -486,3 +486,32 @@ def test_cuda_provider_matches_cpu(point):
     assert numpy_dense.device.type == "cuda"
     truth = torch.from_numpy(rosen_hess(point.numpy()))
     assert float((numpy_dense.cpu() - truth).abs().max()) < 1e-8 * float(truth.abs().max())
+
+
+# ----------------------------------------------------------------------
+# The shared cases of tests/cases.py
+
+
+def test_shared_case_matches_dense(hessian_case, provider_checker):
+    provider = FiniteDifferenceHessian(hessian_case.gradient, hessian_case.x)
+
+    # diagonal, trace, eigsh and solve are the base-class defaults built on
+    # matvec, and each costs n more products, so they are left to other tests.
+    provider_checker(
+        provider, hessian_case.dense, rtol=1e-7, checks=("matvec", "matmat", "to_dense")
+    )
+
+
+def test_shared_module_case_from_loader_matches_dense(module_case, provider_checker):
+    before = module_state(module_case.model)
+
+    provider = FiniteDifferenceHessian.from_module(
+        module_case.model, module_case.loss_fn, module_case.loader
+    )
+    provider_checker(
+        provider, module_case.dense, rtol=1e-7, checks=("matvec", "matmat", "to_dense")
+    )
+
+    after = module_state(module_case.model)
+    for name, value in before.items():
+        assert torch.equal(after[name], value), name

@@ -384,3 +384,15 @@ def test_cuda_block_list_matches_source_matrix():
     assert provider.capabilities.gpu is True
     torch.testing.assert_close(provider.matvec(v.cuda()).cpu(), matrix @ v, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(provider.to_dense().cpu(), matrix, rtol=0, atol=0)
+
+
+def test_shared_case_dense_and_blocks_match(hessian_case, provider_checker):
+    dense = hessian_case.dense
+    size = dense.shape[0] - dense.shape[0] % 3  # the leading 3N×3N part for blocks
+    leading = dense[:size, :size]
+
+    as_dense = PredictedHessian(constant(dense), None)
+    as_blocks = PredictedHessian(constant(block_array(leading)), None, layout="blocks")
+
+    provider_checker(as_dense, dense)
+    provider_checker(as_blocks, leading)
