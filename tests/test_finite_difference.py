@@ -515,3 +515,21 @@ def test_shared_module_case_from_loader_matches_dense(module_case, provider_chec
     after = module_state(module_case.model)
     for name, value in before.items():
         assert torch.equal(after[name], value), name
+
+
+def test_from_module_keeps_later_parameter_changes():
+    model, inputs, targets, batches = make_regression_problem()
+    truth = module_hessian_truth(model, inputs, targets)
+    provider = FiniteDifferenceHessian.from_module(model, torch.nn.functional.mse_loss, batches)
+    with torch.no_grad():
+        model.out.bias.add_(1.0)  # a training step taken after building the provider
+    changed = module_state(model)
+    v = torch.linspace(-1.0, 1.0, provider.size, dtype=torch.float64)
+
+    product = provider.matvec(v)
+
+    after = module_state(model)
+    for name, value in changed.items():
+        assert torch.equal(after[name], value), name
+    scale = float((truth.abs() @ v.abs()).max())
+    assert float((product - truth @ v).abs().max()) < 1e-7 * scale

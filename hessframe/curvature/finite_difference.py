@@ -49,9 +49,9 @@ _MINUS_LABEL = "x - h·v"
 class FiniteDifferenceHessian(CurvatureProvider):
     """Hessian of a function known through its gradient, by central differences.
 
-    ``grad_fn`` takes one flat vector and returns the gradient there. Its kind
-    follows the type of ``x``: with a ``torch.Tensor`` it receives and returns
-    tensors, with a ``numpy.ndarray`` it receives and returns arrays. Numpy
+    ``grad_fn`` takes one flat vector and returns the gradient there. The type
+    of ``x`` decides what it receives and returns: tensors when ``x`` is a
+    ``torch.Tensor``, arrays when ``x`` is a ``numpy.ndarray``. Numpy
     arrays are converted at the boundary, so the provider's own interface is
     torch in both cases. The array passed to a numpy ``grad_fn`` has the numpy
     dtype of the provider's dtype (float64 for torch.float64), and the
@@ -143,8 +143,12 @@ class FiniteDifferenceHessian(CurvatureProvider):
         differences of that gradient. The parameters are perturbed in place.
         After every product, also when a forward or backward pass raises, the
         parameters and every buffer (for example batch-norm running statistics)
-        are put back to the values they had when this method was called, bit
-        for bit.
+        are put back to the values they had before that product, bit for bit.
+
+        The Hessian is taken at the values ``params`` had when this method was
+        called, even if the model is trained further in between. Parameters
+        outside ``params`` and the buffers keep their current values during a
+        product, so build a new provider after changing them.
 
         The model must be deterministic: dropout in training mode makes the
         differences meaningless, so call ``model.eval()`` first where it has
@@ -168,7 +172,7 @@ class FiniteDifferenceHessian(CurvatureProvider):
 
         Raises:
             InvalidArgumentError: ``model`` is not a module, ``loss_fn`` is not
-                callable, ``data`` holds no batch of (inputs, targets), or
+                callable, ``data`` contains no batch of (inputs, targets), or
                 ``params`` is empty, names something that is not a parameter
                 of ``model``, repeats one, or mixes dtypes or devices.
         """
@@ -471,20 +475,18 @@ def _select_parameters(
 
 
 class _ModuleState:
-    """The parameters and buffers of a module, saved so they can be put back exactly."""
+    """Parameters and buffers of a module, saved before a product and put back after it."""
 
     def __init__(self, model: torch.nn.Module, parameters: Sequence[torch.nn.Parameter]) -> None:
+        self._model = model
         self._parameters = list(parameters)
-        self._saved_parameters = [p.detach().clone() for p in parameters]
-        # A forward pass may replace a buffer object rather than update it, so
-        # the owning module and attribute name are kept with the saved value.
-        self._buffers = []
-        for module in model.modules():
-            for name, buffer in module._buffers.items():
-                if buffer is not None:
-                    self._buffers.append((module, name, buffer, buffer.detach().clone()))
+        self._saved_parameters: list[torch.Tensor] | None = None
+        self._saved_buffers: list[tuple[torch.nn.Module, str, torch.Tensor, torch.Tensor]] = []
 
     def load_parameters(self, point: torch.Tensor) -> None:
+        """Save the state unless it is saved already, then copy ``point`` into the parameters."""
+        if self._saved_parameters is None:
+            self._save()
         with torch.no_grad():
             offset = 0
             for parameter in self._parameters:
@@ -492,13 +494,29 @@ class _ModuleState:
                 parameter.copy_(point[offset : offset + count].view_as(parameter))
                 offset += count
 
+    def _save(self) -> None:
+        self._saved_parameters = [p.detach().clone() for p in self._parameters]
+        # A forward pass may replace a buffer object rather than update it, so
+        # the owning module and attribute name are kept with the saved value.
+        self._saved_buffers = [
+            (module, name, buffer, buffer.detach().clone())
+            for module in self._model.modules()
+            for name, buffer in module._buffers.items()
+            if buffer is not None
+        ]
+
     def restore(self) -> None:
+        """Put back the saved parameters and buffers, bit for bit, and forget them."""
+        if self._saved_parameters is None:
+            return
         with torch.no_grad():
             for parameter, saved in zip(self._parameters, self._saved_parameters, strict=True):
                 parameter.copy_(saved)
-            for module, name, original, saved in self._buffers:
+            for module, name, original, saved in self._saved_buffers:
                 module._buffers[name] = original
                 original.copy_(saved)
+        self._saved_parameters = None
+        self._saved_buffers = []
 
 
 class _MeanLossGradient:
