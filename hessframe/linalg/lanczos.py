@@ -1,0 +1,407 @@
+"""Extreme eigenpairs of a symmetric operator by (block) Lanczos with full reorthogonalisation.
+
+The method builds an orthonormal basis V of the Krylov space
+span{q, Hq, H²q, …} (Lanczos 1950, "An iteration method for the solution of
+the eigenvalue problem of linear differential and integral operators",
+J. Res. Nat. Bur. Standards 45) and takes Ritz pairs (θ, V s) from the
+eigendecomposition of the projected matrix T = Vᵀ H V. Every new vector is
+orthogonalised twice against the whole basis (classical Gram-Schmidt with one
+reorthogonalisation), which removes the loss of orthogonality that Paige
+(1971) traced to converged Ritz vectors, at O(n·m) work per step (Golub & Van
+Loan, "Matrix Computations", 4th ed., §10.1 and §10.3).
+
+After each step H V = V T + R Eₘᵀ holds with a residual block R = Q B whose
+columns are orthogonal to V, so the residual of a Ritz pair (θ, V s) is
+‖B sₘ‖, where sₘ holds the last block of s. The iteration stops when this
+estimate is at most ``tol · max|θ|`` for every requested pair; the result
+then carries the true residuals ‖H y − θ y‖ computed with k extra products.
+
+When the basis reaches ``max_basis_size`` vectors it is restarted thick
+(Wu & Simon 2000, "Thick-restart Lanczos method for large symmetric
+eigenvalue problems", SIAM J. Matrix Anal. Appl. 22): the best Ritz vectors
+are kept, T becomes diagonal, and the next Lanczos vector continues the
+recurrence, so no product is repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+
+from hessframe.errors import InvalidArgumentError
+from hessframe.linalg._common import (
+    apply,
+    check_dtype_device,
+    check_generator,
+    check_operator,
+    check_positive_float,
+    check_positive_int,
+    random_block,
+    symmetric_eigh,
+)
+from hessframe.linalg.results import EigenResult
+
+logger = logging.getLogger(__name__)
+
+WHICH = ("largest", "smallest", "magnitude")
+
+#: Steps at most when ``max_iter`` is not given and the matrix is large.
+DEFAULT_MAX_STEPS = 300
+
+#: Smallest basis that the default ``max_basis_size`` allows before a restart.
+DEFAULT_MIN_BASIS_SIZE = 64
+
+# A new Krylov direction whose norm after orthogonalisation is below
+# max(100·eps, min(sqrt(eps), tol/100)) times ‖H‖ is taken as a breakdown (the
+# space is invariant up to that norm). Replacing it by a random direction drops
+# a coupling that small, which stays below what ``tol`` can detect.
+_BREAKDOWN_EPS_FACTOR = 100.0
+
+
+def lanczos(
+    op: Any,
+    k: int = 1,
+    which: str = "largest",
+    *,
+    tol: float = 1e-6,
+    max_iter: int | None = None,
+    v0: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    block_size: int = 1,
+    max_basis_size: int | None = None,
+) -> EigenResult:
+    """Compute k extreme eigenpairs of a symmetric operator H.
+
+    Args:
+        op: The operator: a CurvatureProvider, or any object with ``size``,
+            ``dtype``, ``device``, ``matvec(v)`` and ``matmat(V)``.
+        k: Number of eigenpairs, 1 ≤ k ≤ n.
+        which: ``"largest"`` or ``"smallest"`` algebraic eigenvalues, or
+            ``"magnitude"`` for the largest absolute values.
+        tol: Relative tolerance: a pair (λ, y) is converged when
+            ‖H y − λ y‖ ≤ tol · max|θ| over the current Ritz values θ.
+        max_iter: Lanczos steps at most (one step multiplies H with one
+            block). Default: ceil(n / block_size), capped at 300.
+        v0: Start vector, shape (n,) or (n, block_size), with the operator's
+            dtype and device. Default: Gaussian random.
+        generator: Random generator for the start block and for directions
+            drawn after a breakdown.
+        block_size: Vectors per step. A block of size b finds an eigenvalue
+            of multiplicity up to b; with b = 1 each distinct eigenvalue is
+            found once, so repeated eigenvalues show up only through rounding.
+        max_basis_size: Basis vectors kept before a thick restart. Default:
+            max(64, 4k + 2·block_size), capped at n. Memory is n times this.
+
+    Returns:
+        EigenResult with eigenvalues sorted descending for ``"largest"``,
+        ascending for ``"smallest"`` and by descending absolute value for
+        ``"magnitude"``; unit eigenvectors as columns; true residuals;
+        ``converged`` true when every true residual is at most
+        ``tol · max|θ|``; ``iterations`` the Lanczos steps; and
+        ``num_matvecs`` every product spent, including the k products of
+        the final residual check.
+
+    Raises:
+        InvalidArgumentError: An argument is out of range or ``v0`` does not
+            match the operator.
+    """
+    check_operator(op, "lanczos")
+    n = op.size
+    k = check_positive_int(k, "k", "lanczos")
+    if k > n:
+        raise InvalidArgumentError(
+            f"lanczos: k={k} is larger than the matrix size n={n}; request at most {n} eigenpairs"
+        )
+    if which not in WHICH:
+        raise InvalidArgumentError(
+            f"lanczos: which must be one of {', '.join(map(repr, WHICH))}, got {which!r}"
+        )
+    tol = check_positive_float(tol, "tol", "lanczos")
+    block_size = check_positive_int(block_size, "block_size", "lanczos")
+    if block_size > n:
+        raise InvalidArgumentError(
+            f"lanczos: block_size={block_size} is larger than the matrix size n={n}"
+        )
+    check_generator(generator, "lanczos")
+    capacity = _basis_capacity(max_basis_size, n, k, block_size)
+    if max_iter is None:
+        max_iter = min(math.ceil(n / block_size), DEFAULT_MAX_STEPS)
+    max_iter = check_positive_int(max_iter, "max_iter", "lanczos")
+    if max_iter * block_size < k:
+        raise InvalidArgumentError(
+            f"lanczos: max_iter={max_iter} steps of block_size={block_size} cannot build k={k} "
+            f"Ritz pairs; allow at least {math.ceil(k / block_size)} steps"
+        )
+    if tol < 10 * torch.finfo(op.dtype).eps:
+        logger.warning(
+            "lanczos: tol=%g is below 10 machine epsilons of %s, so residuals may never reach it",
+            tol,
+            op.dtype,
+        )
+
+    start = _start_block(op, v0, block_size, generator)
+    return _LanczosRun(op, k, which, tol, max_iter, capacity, generator).run(start)
+
+
+def _basis_capacity(max_basis_size: int | None, n: int, k: int, block_size: int) -> int:
+    if max_basis_size is None:
+        return min(n, max(DEFAULT_MIN_BASIS_SIZE, 4 * k + 2 * block_size))
+    max_basis_size = check_positive_int(max_basis_size, "max_basis_size", "lanczos")
+    needed = k + 2 * block_size
+    if max_basis_size < min(n, needed):
+        raise InvalidArgumentError(
+            f"lanczos: max_basis_size={max_basis_size} leaves no room to restart; it must be "
+            f"at least k + 2*block_size = {needed} (or n = {n})"
+        )
+    return min(n, max_basis_size)
+
+
+def _start_block(
+    op: Any, v0: torch.Tensor | None, block_size: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Return an orthonormal (n, block_size) start block built from ``v0``."""
+    if v0 is None:
+        block = random_block(op, block_size, "gaussian", generator)
+    else:
+        if not isinstance(v0, torch.Tensor):
+            raise InvalidArgumentError(
+                f"lanczos: v0 must be a torch.Tensor of shape ({op.size},), got {type(v0).__name__}"
+            )
+        check_dtype_device(op, v0, "v0", "lanczos")
+        if v0.ndim == 1:
+            v0 = v0.unsqueeze(1)
+        if v0.ndim != 2 or v0.shape[0] != op.size or v0.shape[1] > block_size:
+            raise InvalidArgumentError(
+                f"lanczos: v0 must have shape ({op.size},) or ({op.size}, {block_size}), "
+                f"got {tuple(v0.shape)}"
+            )
+        if not bool(torch.isfinite(v0).all()) or not bool((v0 != 0).any(dim=0).all()):
+            raise InvalidArgumentError("lanczos: every column of v0 must be finite and nonzero")
+        missing = block_size - v0.shape[1]
+        block = v0.to(op.device)
+        if missing:
+            block = torch.cat([block, random_block(op, missing, "gaussian", generator)], dim=1)
+    empty = block.new_zeros(op.size, 0)
+    start, _, broken = _orthonormalise(block, empty, threshold=0.0)
+    if broken:
+        raise InvalidArgumentError(
+            "lanczos: the columns of v0 are linearly dependent; pass independent start vectors"
+        )
+    return start
+
+
+def _orthonormalise(
+    block: torch.Tensor, basis: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Orthonormalise the columns of ``block`` against ``basis`` and each other.
+
+    ``block`` must already be orthogonal to ``basis``; ``basis`` is used again
+    here only to remove the rounding left by that earlier projection.
+
+    Returns:
+        (Q, B, broken): Q has the block's shape with orthonormal columns, and
+        block ≈ Q B with B upper triangular. A column whose norm after
+        orthogonalisation is at most ``threshold`` is listed in ``broken``;
+        its row of B is zero and its column of Q is zero, to be filled by the
+        caller.
+    """
+    num_columns = block.shape[1]
+    q = torch.zeros_like(block)
+    coefficients = torch.zeros(num_columns, num_columns, dtype=torch.float64)
+    broken = []
+    accepted: list[int] = []
+    for j in range(num_columns):
+        column = block[:, j].clone()
+        for _ in range(2):
+            if accepted:
+                earlier = q[:, accepted]
+                projection = earlier.T @ column
+                column -= earlier @ projection
+                coefficients[accepted, j] += projection.double().cpu()
+        norm = float(torch.linalg.vector_norm(column))
+        if norm <= threshold or norm == 0.0:
+            broken.append(j)
+            continue
+        column /= norm
+        if basis.shape[1]:
+            column -= basis @ (basis.T @ column)
+            column /= torch.linalg.vector_norm(column)
+        q[:, j] = column
+        coefficients[j, j] = norm
+        accepted.append(j)
+    return q, coefficients, broken
+
+
+class _LanczosRun:
+    """The state of one Lanczos iteration: basis, projected matrix and counters."""
+
+    def __init__(
+        self,
+        op: Any,
+        k: int,
+        which: str,
+        tol: float,
+        max_iter: int,
+        capacity: int,
+        generator: torch.Generator | None,
+    ) -> None:
+        self.op = op
+        self.k = k
+        self.which = which
+        self.tol = tol
+        self.max_iter = max_iter
+        self.capacity = capacity
+        self.generator = generator
+        self.basis = torch.empty(op.size, capacity, dtype=op.dtype, device=op.device)
+        self.projected = torch.zeros(capacity, capacity, dtype=torch.float64)
+        self.dim = 0
+        self.steps = 0
+        self.num_matvecs = 0
+        self.restarts = 0
+        self.norm_estimate = 0.0
+        eps = torch.finfo(op.dtype).eps
+        self.breakdown_threshold = max(_BREAKDOWN_EPS_FACTOR * eps, min(eps**0.5, tol / 100))
+
+    def run(self, block: torch.Tensor) -> EigenResult:
+        n = self.op.size
+        while True:
+            residual = self._extend(block)
+            ritz_values, ritz_coords = symmetric_eigh(self.projected[: self.dim, : self.dim])
+            scale = float(ritz_values.abs().max())
+            block, coupling, broken = _orthonormalise(
+                residual, self.basis[:, : self.dim], self.breakdown_threshold * self.norm_estimate
+            )
+            last = ritz_coords[self.dim - block.shape[1] : self.dim, :]
+            estimates = torch.linalg.vector_norm(coupling @ last, dim=0)
+            wanted = _select(ritz_values, self.which, self.k)
+            logger.debug(
+                "lanczos step %d: basis %d, Ritz values %s, residual estimates %s",
+                self.steps,
+                self.dim,
+                ritz_values[wanted].tolist(),
+                estimates[wanted].tolist(),
+            )
+
+            if self.dim == n:
+                break
+            # A breakdown makes every Ritz pair exact, but eigenvalues outside
+            # the invariant space are unseen, so the iteration goes on.
+            if (
+                not broken
+                and len(wanted) == self.k
+                and bool((estimates[wanted] <= self.tol * scale).all())
+            ):
+                break
+            if self.steps >= self.max_iter:
+                break
+
+            block = self._fill_broken(block, broken)
+            block = block[:, : min(block.shape[1], n - self.dim)]
+            if self.dim + block.shape[1] > self.capacity:
+                self._restart(ritz_values, ritz_coords, block.shape[1])
+
+        return self._result(ritz_values, ritz_coords, scale)
+
+    def _extend(self, block: torch.Tensor) -> torch.Tensor:
+        """Append ``block`` to the basis, multiply it by H and return the orthogonalised product."""
+        start, stop = self.dim, self.dim + block.shape[1]
+        self.basis[:, start:stop] = block
+        product = apply(self.op, block)
+        self.num_matvecs += block.shape[1]
+        self.steps += 1
+        self.norm_estimate = max(
+            self.norm_estimate, float(torch.linalg.vector_norm(product, dim=0).max())
+        )
+
+        basis = self.basis[:, :stop]
+        coefficients = basis.T @ product
+        product = product - basis @ coefficients
+        correction = basis.T @ product
+        product -= basis @ correction
+        coefficients = (coefficients + correction).double().cpu()
+
+        self.projected[:stop, start:stop] = coefficients
+        self.projected[start:stop, :stop] = coefficients.T
+        diagonal_block = coefficients[start:stop]
+        self.projected[start:stop, start:stop] = (diagonal_block + diagonal_block.T) / 2
+        self.dim = stop
+        return product
+
+    def _fill_broken(self, block: torch.Tensor, broken: list[int]) -> torch.Tensor:
+        """Replace the zero columns of ``block`` by random unit vectors orthogonal to everything."""
+        if not broken:
+            return block
+        logger.debug(
+            "lanczos: invariant subspace after %d steps, drawing new directions", self.steps
+        )
+        kept = [j for j in range(block.shape[1]) if j not in broken]
+        room = self.op.size - self.dim - len(kept)
+        fresh_count = min(len(broken), room)
+        if fresh_count <= 0:
+            return block[:, kept]
+        fresh = random_block(self.op, fresh_count, "gaussian", self.generator)
+        known = torch.cat([self.basis[:, : self.dim], block[:, kept]], dim=1)
+        for _ in range(2):
+            fresh -= known @ (known.T @ fresh)
+        fresh, _, _ = _orthonormalise(fresh, known, threshold=0.0)
+        return torch.cat([block[:, kept], fresh], dim=1)
+
+    def _restart(
+        self, ritz_values: torch.Tensor, ritz_coords: torch.Tensor, next_block_size: int
+    ) -> None:
+        """Keep the best Ritz vectors as the new basis (thick restart)."""
+        keep_count = min(self.capacity - next_block_size, self.k + (self.capacity - self.k) // 2)
+        keep = _select(ritz_values, self.which, keep_count)
+        coords = ritz_coords[:, keep].to(self.op.dtype).to(self.op.device)
+        kept_vectors = self.basis[:, : self.dim] @ coords
+        self.basis[:, :keep_count] = kept_vectors
+        self.projected.zero_()
+        diagonal = torch.arange(keep_count)
+        self.projected[diagonal, diagonal] = ritz_values[keep]
+        self.dim = keep_count
+        self.restarts += 1
+        logger.debug("lanczos: thick restart %d keeps %d Ritz vectors", self.restarts, keep_count)
+
+    def _result(
+        self, ritz_values: torch.Tensor, ritz_coords: torch.Tensor, scale: float
+    ) -> EigenResult:
+        wanted = _select(ritz_values, self.which, self.k)
+        coords = ritz_coords[:, wanted].to(self.op.dtype).to(self.op.device)
+        vectors = self.basis[:, : self.dim] @ coords
+        vectors = vectors / torch.linalg.vector_norm(vectors, dim=0)
+        eigenvalues = ritz_values[wanted].to(self.op.dtype).to(self.op.device)
+
+        products = apply(self.op, vectors)
+        self.num_matvecs += self.k
+        residuals = torch.linalg.vector_norm(products - vectors * eigenvalues, dim=0)
+        converged = bool((residuals <= self.tol * scale).all())
+        logger.info(
+            "lanczos: %d steps, %d products, %d restarts, converged=%s, max residual %.3g",
+            self.steps,
+            self.num_matvecs,
+            self.restarts,
+            converged,
+            float(residuals.max()),
+        )
+        return EigenResult(
+            eigenvalues=eigenvalues,
+            eigenvectors=vectors,
+            residuals=residuals,
+            converged=converged,
+            iterations=self.steps,
+            num_matvecs=self.num_matvecs,
+        )
+
+
+def _select(values: torch.Tensor, which: str, count: int) -> list[int]:
+    """Return the indices of the ``count`` values wanted by ``which``, best first."""
+    if which == "largest":
+        order = torch.argsort(values, descending=True, stable=True)
+    elif which == "smallest":
+        order = torch.argsort(values, stable=True)
+    else:
+        order = torch.argsort(values.abs(), descending=True, stable=True)
+    return order[:count].tolist()
