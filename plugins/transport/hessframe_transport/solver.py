@@ -1,0 +1,331 @@
+"""Sinkhorn-Newton-Sparse: entropic optimal transport by sparse Newton steps on the dual.
+
+Implements the method of X. Tang, M. Shavlovsky, H. Rahmanian, E. Tardini,
+K. K. Thekumparampil, T. Xiao and L. Ying, "Accelerating Sinkhorn Algorithm with
+Sparse Newton Iterations", ICLR 2024: a few Sinkhorn iterations, then Newton
+steps on the concave dual whose Hessian keeps only the largest entries of the
+current plan, solved by conjugate gradient, with a line search.
+
+The problem is the one of POT's ``ot.sinkhorn`` (POT 0.9):
+
+    min_P ⟨M, P⟩ + reg · Σ_ij P_ij log P_ij   subject to P1 = a, Pᵀ1 = b, P ≥ 0,
+
+whose solution is P = exp((f_i + g_j − M_ij) / reg) for dual potentials f, g
+that maximise the concave dual
+
+    D(f, g) = ⟨f, a⟩ + ⟨g, b⟩ − reg · Σ_ij exp((f_i + g_j − M_ij) / reg) + reg · Σ_i a_i
+
+(:func:`hessframe_transport.cost.dual_objective`). Its negative Hessian in
+(f, g) is [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]] / reg
+(:class:`hessframe_transport.provider.SparseDualHessian`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from hessframe.errors import InvalidArgumentError
+from hessframe_transport._backend import ArrayKind, array_kind, dense_result, sparse_result
+from hessframe_transport._checks import (
+    check_fraction,
+    check_positive_float,
+    check_positive_int,
+    check_problem,
+)
+from hessframe_transport._core import SolverOptions, solve
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConvergenceWarning", "sinkhorn_newton_sparse"]
+
+#: Marginal error at which the automatic warm-up hands over to Newton steps.
+DEFAULT_WARMUP_ERROR = 1e-2
+
+#: The potential of a row or column with zero mass makes its (discarded) plan
+#: entries sum to this, the smallest normal float64, so that it stays finite.
+EMPTY_MASS = np.finfo(np.float64).tiny
+
+
+class ConvergenceWarning(UserWarning):
+    """The solver stopped at ``numItermax`` before the marginal error reached ``stopThr``."""
+
+
+def sinkhorn_newton_sparse(
+    a: Any,
+    b: Any,
+    M: Any,
+    reg: float,
+    numItermax: int = 1000,
+    stopThr: float = 1e-9,
+    log: bool = False,
+    *,
+    warmup_iterations: int | None = None,
+    density: float | None = None,
+    max_density: float = 1.0,
+    cg_tol: float = 1e-4,
+    cg_max_iter: int = 1000,
+    line_search_shrink: float = 0.5,
+    normalize: bool = False,
+    return_sparse: bool = False,
+    verbose: bool = False,
+) -> Any:
+    r"""Solve entropic optimal transport by Sinkhorn warm-up and sparse Newton steps.
+
+    A drop-in replacement for ``ot.sinkhorn(a, b, M, reg)`` and
+    ``ot.bregman.sinkhorn_log`` (POT 0.9): the same problem
+    min ⟨M, P⟩ + reg·Σ P log P with P1 = a and Pᵀ1 = b, the same argument order,
+    and the plan in the type of ``M``.
+
+    The run has two phases, counted together against ``numItermax``:
+
+    1. Log-stabilised Sinkhorn iterations, for ``warmup_iterations`` or, when
+       that is None, until the L1 marginal error falls below 1e-2.
+    2. Newton steps on the dual potentials. Each keeps the ``density``·m
+       largest entries of every row and ``density``·n of every column of the
+       current plan P in the dual Hessian [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]/reg
+       (the diagonal stays exact), solves the Newton system by Jacobi-
+       preconditioned conjugate gradient, and picks the step length by
+       backtracking (Armijo) line search on the dual objective. A step that
+       the line search rejects is replaced by 10 Sinkhorn iterations, and the
+       density doubles (up to ``max_density``); the density also doubles after
+       a step that leaves more than a quarter of the marginal error.
+
+    Rows of ``M`` where ``a`` is zero, and columns where ``b`` is zero, are
+    left out of the iteration and get zero plan entries.
+
+    Args:
+        a: (n,) source histogram, non-negative; an empty list or None means uniform.
+        b: (m,) target histogram, non-negative, with the total of ``a``; an
+            empty list or None means uniform.
+        M: (n, m) cost matrix, finite and non-negative; numpy array or torch
+            tensor (CPU or CUDA, any floating dtype).
+        reg: Entropic weight, > 0 (the reg of POT, the inverse of η in the
+            paper). Values down to 1e-5 times the cost scale work.
+        numItermax: Most iterations, Sinkhorn and Newton together (a Newton
+            step the line search rejects counts as one).
+        stopThr: Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ < stopThr.
+        log: Return a dictionary of diagnostics with the plan.
+        warmup_iterations: Sinkhorn iterations before the first Newton step;
+            None runs them until the marginal error is below 1e-2.
+        density: Share of each row (and of each column) of the plan that the
+            sparsified Hessian keeps, in (0, 1]; None means 2/max(n, m), about
+            two entries per row and column, O(n + m) entries in all.
+        max_density: Largest density the automatic increases reach, in (0, 1].
+        cg_tol: Relative residual at which conjugate gradient stops, in (0, 1).
+        cg_max_iter: Most conjugate-gradient iterations per Newton step.
+        line_search_shrink: Factor that shortens the step in the line search, in (0, 1).
+        normalize: Divide a and b by their totals instead of raising when the
+            totals differ; the plan then has total mass one.
+        return_sparse: Return the plan as a ``scipy.sparse.csr_matrix`` (numpy
+            input) or a coalesced torch sparse COO tensor (torch input),
+            without the entries below the output dtype's machine epsilon times
+            the largest entry. Their total is ``log["sparse_dropped_mass"]``.
+        verbose: Log every phase at INFO instead of DEBUG level (logger
+            ``hessframe_transport.solver``).
+
+    Returns:
+        The (n, m) plan, as a numpy array or torch tensor with the dtype and
+        device of ``M`` (float64 when ``M`` holds integers), or sparse as
+        described above. With ``log=True``, the pair (plan, log), where log has:
+
+        - ``"f"``, ``"g"``: dual potentials, (n,) and (m,), with
+          P = exp((f ⊕ g − M)/reg), in the type of the plan.
+        - ``"log_u"``, ``"log_v"``: f/reg and g/reg, the names of
+          ``ot.bregman.sinkhorn_log``, so that P = exp(log_u ⊕ log_v − M/reg).
+        - ``"n_sinkhorn_iterations"``, ``"n_newton_iterations"``: iterations of
+          each phase; ``"n_failed_newton_steps"``: steps rejected by the line search;
+          ``"niter"``: their sum.
+        - ``"err"``: list of the L1 marginal error after each iteration.
+        - ``"density"``: list of the share of plan entries kept in the
+          Hessian of each Newton step; ``"n_cg_iterations"``: list of the
+          conjugate-gradient iterations of each Newton step.
+        - ``"time"``: seconds spent in the iteration; ``"converged"``: whether
+          the error went below ``stopThr``; ``"sparse_dropped_mass"`` with
+          ``return_sparse``.
+
+        Potentials of rows (columns) with zero mass are finite: they are set so
+        that those rows (columns) would carry mass 2.2e-308.
+
+    Raises:
+        InvalidArgumentError: An argument is invalid: a negative, NaN or
+            infinite mass or cost, marginals whose totals differ (without
+            ``normalize``), shapes of a, b and M that disagree, reg ≤ 0, or an
+            option outside its range.
+
+    Warns:
+        ConvergenceWarning: ``numItermax`` iterations did not bring the
+            marginal error below ``stopThr``; the message gives the error reached.
+
+    NOTE: Torch inputs are copied to float64 numpy arrays on the CPU and the
+    results copied back, so CUDA tensors are accepted but not solved on the GPU.
+    """
+    kind = array_kind(a, b, M)
+    problem = check_problem(a, b, M, reg, normalize)
+    options = _check_options(
+        problem.M.shape,
+        numItermax=numItermax,
+        stopThr=stopThr,
+        warmup_iterations=warmup_iterations,
+        density=density,
+        max_density=max_density,
+        cg_tol=cg_tol,
+        cg_max_iter=cg_max_iter,
+        line_search_shrink=line_search_shrink,
+        verbose=verbose,
+    )
+
+    rows = np.flatnonzero(problem.a > 0)
+    columns = np.flatnonzero(problem.b > 0)
+    scaled_cost = problem.M / problem.reg
+    support_cost = scaled_cost[np.ix_(rows, columns)]
+    state = solve(problem.a[rows], problem.b[columns], support_cost, options)
+
+    log_u, log_v = _full_potentials(state.log_u, state.log_v, rows, columns, scaled_cost)
+    converged = state.error < options.stop_error
+    if not converged:
+        message = (
+            f"sinkhorn_newton_sparse stopped after {state.n_iterations} iterations "
+            f"(numItermax={numItermax}) with L1 marginal error {state.error:.3e}, above "
+            f"stopThr={stopThr:.3e}; raise numItermax or reg, or loosen stopThr"
+        )
+        logger.warning(message)
+        warnings.warn(message, ConvergenceWarning, stacklevel=2)
+    logger.log(
+        options.log_level,
+        "sinkhorn_newton_sparse: %d Sinkhorn and %d Newton iterations, marginal error %.3e, %.3f s",
+        state.n_sinkhorn_iterations,
+        state.n_newton_iterations,
+        state.error,
+        state.elapsed_seconds,
+    )
+
+    shape = problem.M.shape
+    log_dict: dict[str, Any] = {}
+    if return_sparse:
+        plan, dropped_mass = _sparse_plan(state.plan, rows, columns, shape, kind)
+        log_dict["sparse_dropped_mass"] = dropped_mass
+    else:
+        full_plan = np.zeros(shape)
+        full_plan[np.ix_(rows, columns)] = state.plan
+        plan = dense_result(full_plan, kind)
+    if not log:
+        return plan
+
+    log_dict.update(
+        {
+            "f": dense_result(problem.reg * log_u, kind),
+            "g": dense_result(problem.reg * log_v, kind),
+            "log_u": dense_result(log_u, kind),
+            "log_v": dense_result(log_v, kind),
+            "n_sinkhorn_iterations": state.n_sinkhorn_iterations,
+            "n_newton_iterations": state.n_newton_iterations,
+            "n_failed_newton_steps": state.n_failed_newton_steps,
+            "niter": state.n_iterations,
+            "err": list(state.errors),
+            "density": list(state.densities),
+            "n_cg_iterations": list(state.cg_iterations),
+            "time": state.elapsed_seconds,
+            "converged": converged,
+        }
+    )
+    return plan, log_dict
+
+
+def _check_options(
+    shape: tuple[int, int],
+    *,
+    numItermax: Any,
+    stopThr: Any,
+    warmup_iterations: Any,
+    density: Any,
+    max_density: Any,
+    cg_tol: Any,
+    cg_max_iter: Any,
+    line_search_shrink: Any,
+    verbose: bool,
+) -> SolverOptions:
+    """Check the solver options and return them as :class:`SolverOptions`."""
+    max_iterations = check_positive_int(numItermax, "numItermax")
+    stop_error = check_positive_float(stopThr, "stopThr")
+    if warmup_iterations is not None:
+        warmup_iterations = check_positive_int(warmup_iterations, "warmup_iterations", minimum=0)
+    max_density = check_fraction(max_density, "max_density")
+    if density is None:
+        density = min(2.0 / max(shape), max_density)
+    density = check_fraction(density, "density")
+    if density > max_density:
+        raise InvalidArgumentError(
+            f"density ({density:.6g}) must not exceed max_density ({max_density:.6g})"
+        )
+    return SolverOptions(
+        max_iterations=max_iterations,
+        stop_error=stop_error,
+        warmup_iterations=warmup_iterations,
+        warmup_error=DEFAULT_WARMUP_ERROR,
+        density=density,
+        max_density=max_density,
+        cg_tol=check_fraction(cg_tol, "cg_tol", include_one=False),
+        cg_max_iter=check_positive_int(cg_max_iter, "cg_max_iter"),
+        line_search_shrink=check_fraction(
+            line_search_shrink, "line_search_shrink", include_one=False
+        ),
+        log_level=logging.INFO if verbose else logging.DEBUG,
+    )
+
+
+def _full_potentials(
+    log_u: np.ndarray,
+    log_v: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    scaled_cost: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter the support's log-potentials back, with finite values off the support.
+
+    A row i outside the support gets log_u_i = log(EMPTY_MASS) − log Σ_j exp(log_v_j − M_ij/reg)
+    over the support columns, so its plan entries would sum to EMPTY_MASS; columns likewise.
+    """
+    n, m = scaled_cost.shape
+    full_u = np.empty(n)
+    full_v = np.empty(m)
+    full_u[rows] = log_u
+    full_v[columns] = log_v
+    empty_rows = np.setdiff1d(np.arange(n), rows)
+    empty_columns = np.setdiff1d(np.arange(m), columns)
+    if empty_rows.size:
+        exponents = log_v[None, :] - scaled_cost[np.ix_(empty_rows, columns)]
+        full_u[empty_rows] = math.log(EMPTY_MASS) - _logsumexp(exponents)
+    if empty_columns.size:
+        exponents = (log_u[:, None] - scaled_cost[np.ix_(rows, empty_columns)]).T
+        full_v[empty_columns] = math.log(EMPTY_MASS) - _logsumexp(exponents)
+    return full_u, full_v
+
+
+def _logsumexp(values: np.ndarray) -> np.ndarray:
+    top = values.max(axis=1)
+    return top + np.log(np.exp(values - top[:, None]).sum(axis=1))
+
+
+def _sparse_plan(
+    plan: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    shape: tuple[int, int],
+    kind: ArrayKind,
+) -> tuple[Any, float]:
+    """Return the plan without entries below eps·max(P) as a sparse matrix, and their total."""
+    if kind.framework == "torch":
+        eps = torch.finfo(kind.dtype).eps
+    else:
+        eps = float(np.finfo(kind.dtype).eps)
+    keep = plan >= eps * plan.max()
+    kept_rows, kept_columns = np.nonzero(keep)
+    dropped_mass = float(plan.sum() - plan[keep].sum())
+    sparse = sparse_result(rows[kept_rows], columns[kept_columns], plan[keep], shape, kind)
+    return sparse, dropped_mass
