@@ -77,7 +77,9 @@ def conjugate_gradient(
             :func:`~hessframe.linalg.hutchinson_diagonal`), which gives the
             Jacobi preconditioner M = diag(d) + λI.
         tol: Relative tolerance: stop when ‖b − (H + λI)x‖ ≤ tol·‖b‖.
-        max_iter: CG steps at most. Default: n.
+        max_iter: CG steps at most. Default: 10·n, as in
+            ``scipy.sparse.linalg.cg``, because rounding makes CG need more
+            than the n steps that suffice in exact arithmetic.
         x0: Initial guess, like ``b``. Default: zero.
 
     Returns:
@@ -95,7 +97,7 @@ def conjugate_gradient(
     check_vector(op, b, "b", "conjugate_gradient")
     damping = _check_damping(damping)
     tol = check_positive_float(tol, "tol", "conjugate_gradient")
-    max_iter = op.size if max_iter is None else max_iter
+    max_iter = 10 * op.size if max_iter is None else max_iter
     max_iter = check_positive_int(max_iter, "max_iter", "conjugate_gradient")
     apply_preconditioner = _preconditioner(op, preconditioner, damping)
 

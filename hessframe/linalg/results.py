@@ -6,6 +6,7 @@ residuals, a ``converged`` flag and the number of Hessian-vector products spent.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,10 @@ class EigenResult:
             (descending for ``"largest"`` and ``"magnitude"``, ascending for ``"smallest"``).
         eigenvectors: (n, k) tensor of unit columns, one per eigenvalue.
         residuals: (k,) tensor of ‖H v − λ v‖ for each pair.
-        converged: Every residual is at most ``tol`` times the spectral scale.
+        converged: The method's stopping test passed. For Lanczos every
+            residual is at most ``tol`` times the largest Ritz value magnitude;
+            for power iteration the relative change of the Rayleigh quotient
+            fell to ``tol``.
         iterations: Iterations of the method (Lanczos steps, power steps).
         num_matvecs: Hessian-vector products spent.
     """
@@ -78,6 +82,8 @@ class SpectralDensity:
         nodes: (num_probes, num_steps) Ritz values of each probe's Lanczos run.
         weights: (num_probes, num_steps) Gauss quadrature weights that go with ``nodes``.
         num_matvecs: Hessian-vector products spent.
+        sigma: Standard deviation of the Gaussian that replaced each node, in
+            the units of the eigenvalues (NaN where unknown).
     """
 
     grid: torch.Tensor
@@ -85,3 +91,4 @@ class SpectralDensity:
     nodes: torch.Tensor
     weights: torch.Tensor
     num_matvecs: int
+    sigma: float = math.nan

@@ -153,6 +153,7 @@ def spectral_density(
         nodes=nodes_all,
         weights=weights_all,
         num_matvecs=num_matvecs,
+        sigma=sigma,
     )
 
 
