@@ -23,6 +23,7 @@ over every batch of the data, through Hessian-vector products only:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -180,11 +181,11 @@ def build_provider(
     """
     options = dict(provider_options or {})
     if provider == "autodiff":
-        from hessframe.curvature import AutodiffHessian
+        from hessframe.curvature.autodiff import AutodiffHessian
 
         return AutodiffHessian.from_module(model, loss_fn, data, **options)
     if provider == "finite-difference":
-        from hessframe.curvature import FiniteDifferenceHessian
+        from hessframe.curvature.finite_difference import FiniteDifferenceHessian
 
         return FiniteDifferenceHessian.from_module(model, loss_fn, data, **options)
     raise InvalidArgumentError(f"provider must be one of {SPECTRUM_PROVIDERS}, got {provider!r}")
@@ -323,10 +324,8 @@ def compute_spectrum(
     if sigma is not None:
         density_options["sigma"] = sigma
     stage_start = time.perf_counter()
-    with tqdm(
-        total=num_probes, desc="spectral density", unit="probe", disable=not progress, leave=False
-    ) as bar:
-        density_options["progress"] = lambda done, total: bar.update(done - bar.n)
+    with tqdm(desc="spectral density", unit="step", disable=not progress, leave=False) as bar:
+        density_options["progress"] = functools.partial(_advance_bar, bar)
         density = spectral_density(operator, **density_options)
     stage_seconds["density"] = time.perf_counter() - stage_start
     density_matvecs = operator.num_matvecs - counted
@@ -356,6 +355,12 @@ def compute_spectrum(
         seconds=time.perf_counter() - start,
         stage_seconds=stage_seconds,
     )
+
+
+def _advance_bar(bar: Any, done: int, total: int) -> None:
+    """Move ``bar`` to ``done`` of ``total`` Lanczos steps (the progress callback of SLQ)."""
+    bar.total = total
+    bar.update(done - bar.n)
 
 
 @contextlib.contextmanager
