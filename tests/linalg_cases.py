@@ -13,7 +13,7 @@ from hessframe.curvature.base import Capabilities, CurvatureProvider
 
 
 class DenseProvider(CurvatureProvider):
-    """A provider that holds its symmetric matrix and counts the vectors it multiplies."""
+    """A provider that stores its symmetric matrix and counts the vectors it multiplies."""
 
     kind = "predicted"
 

@@ -98,7 +98,7 @@ def test_cg_warm_start_from_solution_needs_no_steps() -> None:
     assert result.num_matvecs == 1
 
 
-def test_cg_not_converged_when_max_iter_too_small() -> None:
+def test_cg_stops_at_max_iter() -> None:
     op = spd_case()
     result = conjugate_gradient(op, right_hand_side(op.size), max_iter=3)
 
@@ -136,6 +136,7 @@ def test_provider_solve_calls_cg() -> None:
         ({"preconditioner": -torch.ones(10, dtype=torch.float64)}, "diagonal \\+ damping"),
         ({"preconditioner": 3}, "preconditioner must be None, a callable"),
         ({"preconditioner": lambda r: r[:5]}, "preconditioner must return a tensor"),
+        ({"preconditioner": lambda r: -r}, "preconditioner is not positive definite"),
     ],
 )
 def test_cg_rejects_bad_arguments(kwargs: dict, message: str) -> None:
@@ -144,7 +145,7 @@ def test_cg_rejects_bad_arguments(kwargs: dict, message: str) -> None:
         conjugate_gradient(op, right_hand_side(10), **kwargs)
 
 
-def test_cg_rejects_right_hand_side_of_wrong_shape_or_dtype() -> None:
+def test_cg_rejects_bad_right_hand_side() -> None:
     op = spd_case(10)
     with pytest.raises(InvalidArgumentError, match="b must have shape \\(10,\\)"):
         conjugate_gradient(op, torch.ones(11, dtype=torch.float64))

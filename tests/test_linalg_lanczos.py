@@ -25,7 +25,7 @@ def reference_eigenvalues(matrix: torch.Tensor, which: str, k: int) -> torch.Ten
 @pytest.mark.parametrize("name", SPECTRA)
 def test_lanczos_eigenvalues_match_dense(name: str, which: str) -> None:
     op = dense_case(name)
-    # Lanczos with one vector per step sees a repeated eigenvalue once, so the
+    # Lanczos with one vector per step finds a repeated eigenvalue once, so the
     # case with a triple eigenvalue needs blocks of three.
     block_size = 3 if name == "repeated" else 1
     result = lanczos(
@@ -77,7 +77,7 @@ def test_lanczos_orders_results_as_requested() -> None:
     assert bool((magnitude.abs()[:-1] >= magnitude.abs()[1:]).all())
 
 
-def test_lanczos_not_converged_when_max_iter_too_small() -> None:
+def test_lanczos_stops_at_max_iter() -> None:
     op = dense_case("indefinite")
     result = lanczos(op, k=1, max_iter=3, generator=torch.Generator().manual_seed(0))
 
@@ -244,7 +244,7 @@ def test_power_iteration_matches_dominant_eigenvalue(name: str) -> None:
     assert result.num_matvecs == op.products
 
 
-def test_power_iteration_not_converged_when_max_iter_too_small() -> None:
+def test_power_iteration_stops_at_max_iter() -> None:
     op = small_gap_case()
     result = power_iteration(op, max_iter=5, generator=torch.Generator().manual_seed(0))
 

@@ -105,7 +105,7 @@ def test_slq_mass_of_two_clusters() -> None:
     assert result.num_matvecs == 32 * 16 == op.products
 
 
-def test_slq_caps_steps_at_matrix_size_and_handles_breakdown() -> None:
+def test_slq_three_distinct_eigenvalues() -> None:
     # A matrix with three distinct eigenvalues makes every Krylov space
     # invariant after three steps.
     eigenvalues = torch.tensor([1.0] * 4 + [2.0] * 3 + [5.0] * 3, dtype=torch.float64)

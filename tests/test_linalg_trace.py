@@ -1,9 +1,9 @@
 """Hutchinson, Hutch++ and the diagonal estimator: convergence to the exact trace and diagonal.
 
-Each estimator is run over many seeds at several numbers of products, and
-the mean absolute error is checked to fall at the rate that the method's
-variance predicts: 1/sqrt(m) for Hutchinson, faster for Hutch++ on a matrix
-whose spectrum decays.
+Each estimator runs over many seeds at several numbers of products m. The
+mean absolute error must fall at the rate that the method's variance
+predicts, which is 1/sqrt(m) for Hutchinson and faster for Hutch++ on a
+matrix whose spectrum decays.
 """
 
 from __future__ import annotations

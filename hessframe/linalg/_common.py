@@ -125,10 +125,10 @@ def random_block(
 def symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the ascending eigenvalues and the eigenvectors of a small symmetric CPU matrix.
 
-    SciPy's LAPACK call is used because ``torch.linalg.eigh`` on a 60×60
-    matrix slowed from 0.4 ms to 70 ms when its two OpenMP threads competed
-    with other busy processes, while SciPy's call stayed below 1 ms
-    (torch 2.14.1, SciPy 1.17.1, 2-core CPU).
+    SciPy's LAPACK call is used because it stays fast when other processes
+    keep the CPU busy. On a 2-core CPU under such load, ``torch.linalg.eigh``
+    (torch 2.14.1, two OpenMP threads) took 70 ms for a 60×60 matrix instead of
+    0.4 ms, while ``scipy.linalg.eigh`` (SciPy 1.17.1) took under 1 ms.
     """
     values, vectors = scipy.linalg.eigh(np.asarray(matrix.detach().cpu(), dtype=np.float64))
     return torch.from_numpy(values), torch.from_numpy(vectors)

@@ -4,8 +4,8 @@ Hestenes & Stiefel (1952, "Methods of conjugate gradients for solving linear
 systems", J. Res. Nat. Bur. Standards 49) minimise ½xᵀAx − bᵀx over growing
 Krylov spaces with one product per step; the method needs A = H + λI to be
 symmetric positive definite. Every step computes the curvature pᵀAp of its
-search direction, so a direction with pᵀAp ≤ 0 proves that A is not positive
-definite; the solver then raises :class:`NegativeCurvatureError` instead of
+search direction, and a direction with pᵀAp ≤ 0 proves that A is not positive
+definite. The solver then raises :class:`NegativeCurvatureError` instead of
 returning a meaningless iterate. The recursively updated residual drifts from
 b − Ax in floating point, so when it meets the tolerance the true residual is
 computed and, if it does not, the iteration restarts from it.
@@ -71,10 +71,10 @@ def conjugate_gradient(
         b: Right-hand side, a flat tensor of length n with the operator's
             dtype and device.
         damping: λ ≥ 0 added to the diagonal of H.
-        preconditioner: None; a callable r ↦ M⁻¹r for a symmetric positive
-            definite M ≈ H + λI; or a flat tensor d holding an estimate of
-            diag(H) (for example ``op.diagonal()`` or
-            :func:`~hessframe.linalg.hutchinson_diagonal`), which gives the
+        preconditioner: None, a callable, or a flat tensor. A callable maps
+            r to M⁻¹r for a symmetric positive definite M ≈ H + λI. A tensor d
+            is an estimate of diag(H), for example from ``op.diagonal()`` or
+            :func:`~hessframe.linalg.hutchinson_diagonal`, and gives the
             Jacobi preconditioner M = diag(d) + λI.
         tol: Relative tolerance: stop when ‖b − (H + λI)x‖ ≤ tol·‖b‖.
         max_iter: CG steps at most. Default: 10·n, as in
@@ -184,7 +184,7 @@ def _cg_cycle(
     """
     preconditioned = apply_preconditioner(residual)
     direction = preconditioned.clone()
-    rz = float(residual @ preconditioned)
+    rz = _preconditioned_norm_sq(residual, preconditioned)
     steps = 0
     while steps < max_steps:
         product = apply_damped(direction)
@@ -198,10 +198,21 @@ def _cg_cycle(
         if float(torch.linalg.vector_norm(residual)) <= target:
             break
         preconditioned = apply_preconditioner(residual)
-        rz_next = float(residual @ preconditioned)
+        rz_next = _preconditioned_norm_sq(residual, preconditioned)
         direction = preconditioned + (rz_next / rz) * direction
         rz = rz_next
     return x, residual, steps, steps
+
+
+def _preconditioned_norm_sq(residual: torch.Tensor, preconditioned: torch.Tensor) -> float:
+    """Return rᵀM⁻¹r, or raise InvalidArgumentError when M⁻¹ is not positive definite."""
+    value = float(residual @ preconditioned)
+    if not value > 0:
+        raise InvalidArgumentError(
+            f"conjugate_gradient: the preconditioner is not positive definite: r^T M^-1 r = "
+            f"{value:.4g} <= 0 for a nonzero residual r; pass a symmetric positive definite M^-1"
+        )
+    return value
 
 
 def _raise_negative_curvature(

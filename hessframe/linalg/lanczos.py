@@ -6,8 +6,8 @@ the eigenvalue problem of linear differential and integral operators",
 J. Res. Nat. Bur. Standards 45) and takes Ritz pairs (θ, V s) from the
 eigendecomposition of the projected matrix T = Vᵀ H V. Every new vector is
 orthogonalised twice against the whole basis (classical Gram-Schmidt with one
-reorthogonalisation), which removes the loss of orthogonality that Paige
-(1971) traced to converged Ritz vectors, at O(n·m) work per step (Golub & Van
+reorthogonalisation) at O(n·m) work per step. This removes the loss of
+orthogonality that Paige (1971) traced to converged Ritz vectors (Golub & Van
 Loan, "Matrix Computations", 4th ed., §10.1 and §10.3).
 
 After each step H V = V T + R Eₘᵀ holds with a residual block R = Q B whose
@@ -96,12 +96,12 @@ def lanczos(
             max(64, 4k + 2·block_size), capped at n. Memory is n times this.
 
     Returns:
-        EigenResult with eigenvalues sorted descending for ``"largest"``,
+        EigenResult. Eigenvalues are sorted descending for ``"largest"``,
         ascending for ``"smallest"`` and by descending absolute value for
-        ``"magnitude"``; unit eigenvectors as columns; true residuals;
-        ``converged`` true when every true residual is at most
-        ``tol · max|θ|``; ``iterations`` the Lanczos steps; and
-        ``num_matvecs`` every product spent, including the k products of
+        ``"magnitude"``, with unit eigenvectors as columns and their true
+        residuals. ``converged`` is true when every true residual is at most
+        ``tol · max|θ|``. ``iterations`` counts Lanczos steps, and
+        ``num_matvecs`` counts every product, including the k products of
         the final residual check.
 
     Raises:
@@ -204,9 +204,8 @@ def _orthonormalise(
     Returns:
         (Q, B, broken): Q has the block's shape with orthonormal columns, and
         block ≈ Q B with B upper triangular. A column whose norm after
-        orthogonalisation is at most ``threshold`` is listed in ``broken``;
-        its row of B is zero and its column of Q is zero, to be filled by the
-        caller.
+        orthogonalisation is at most ``threshold`` is listed in ``broken``.
+        Its row of B and its column of Q are zero, for the caller to fill.
     """
     num_columns = block.shape[1]
     q = torch.zeros_like(block)

@@ -21,9 +21,9 @@ class EigenResult:
             (descending for ``"largest"`` and ``"magnitude"``, ascending for ``"smallest"``).
         eigenvectors: (n, k) tensor of unit columns, one per eigenvalue.
         residuals: (k,) tensor of ‖H v − λ v‖ for each pair.
-        converged: The method's stopping test passed. For Lanczos every
-            residual is at most ``tol`` times the largest Ritz value magnitude;
-            for power iteration the relative change of the Rayleigh quotient
+        converged: The method's stopping test passed. For Lanczos, every
+            residual is at most ``tol`` times the largest Ritz value magnitude.
+            For power iteration, the relative change of the Rayleigh quotient
             fell to ``tol``.
         iterations: Iterations of the method (Lanczos steps, power steps).
         num_matvecs: Hessian-vector products spent.

@@ -2,10 +2,10 @@
 
 The density ρ(t) = (1/n) Σᵢ δ(t − λᵢ) satisfies ∫ f ρ = tr(f(H))/n, and for a
 random probe z with E[zzᵀ] = I/n that trace is E[zᵀ f(H) z]. m steps of
-Lanczos started at z give a tridiagonal T whose eigenvalues θⱼ and squared
-first eigenvector components wⱼ form an m-point Gauss quadrature rule with
-zᵀ f(H) z ≈ Σⱼ wⱼ f(θⱼ), exact for polynomials of degree below 2m (Golub &
-Meurant, "Matrices, Moments and Quadrature", 1994). Averaging the rules over
+Lanczos started at z give a tridiagonal T. Its eigenvalues θⱼ and the squared
+first components wⱼ of its eigenvectors form an m-point Gauss quadrature rule,
+zᵀ f(H) z ≈ Σⱼ wⱼ f(θⱼ), which is exact for polynomials of degree below 2m
+(Golub & Meurant, "Matrices, Moments and Quadrature", 1994). Averaging the rules over
 probes and replacing each node by a Gaussian of width σ gives a smooth
 density estimate: Lin, Saad & Yang (2016, "Approximating spectral densities
 of large matrices", SIAM Review 58), Ubaru, Chen & Saad (2017, "Fast
@@ -49,6 +49,10 @@ GRID_MARGIN_SIGMAS = 5.0
 #: Default broadening σ as a fraction of the width of the Ritz value range.
 DEFAULT_SIGMA_FRACTION = 0.01
 
+#: Basis entries (n × num_steps × batch) that the default ``batch_size`` may
+#: allocate: 1 GiB in float32, 2 GiB in float64.
+DEFAULT_MAX_BASIS_ELEMENTS = 2**28
+
 
 def spectral_density(
     op: Any,
@@ -83,7 +87,8 @@ def spectral_density(
         progress: Called as ``progress(done, total)`` after every Lanczos
             step of every batch, with total = batches × steps.
         batch_size: Probes whose Lanczos runs share one ``matmat`` per step.
-            Memory grows with n × num_steps × batch_size. Default: all probes.
+            The bases take n × num_steps × batch_size entries. Default: all
+            probes, or as many as keep that product below 2²⁸ (at least one).
 
     Returns:
         SpectralDensity with the grid, the density, the nodes and weights of
@@ -111,12 +116,13 @@ def spectral_density(
             f"spectral_density: progress must be callable as progress(done, total), "
             f"got {type(progress).__name__}"
         )
-    if batch_size is None:
-        batch_size = num_probes
-    batch_size = check_positive_int(batch_size, "batch_size", "spectral_density")
     if num_steps > op.size:
         logger.info("spectral_density: num_steps=%d capped at n=%d", num_steps, op.size)
         num_steps = op.size
+    if batch_size is None:
+        fitting = DEFAULT_MAX_BASIS_ELEMENTS // (num_steps * op.size)
+        batch_size = max(1, min(num_probes, fitting))
+    batch_size = check_positive_int(batch_size, "batch_size", "spectral_density")
 
     counts = [min(batch_size, num_probes - start) for start in range(0, num_probes, batch_size)]
     total_steps = len(counts) * num_steps
@@ -168,7 +174,7 @@ def _lanczos_tridiagonals(
 
     Returns:
         (alpha, beta) in float64 on the CPU: alpha of shape (count, num_steps)
-        holds the diagonals of the tridiagonal matrices, beta of shape
+        contains the diagonals of the tridiagonal matrices, beta of shape
         (count, num_steps − 1) their off-diagonals. A zero in beta marks a
         breakdown, after which the run continued from a fresh direction.
     """
