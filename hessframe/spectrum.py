@@ -67,7 +67,8 @@ class SpectrumResult:
         trace_estimate: Hutch++ estimate of tr(H).
         trace_standard_error: Standard error of ``trace_estimate`` as Hutch++
             reports it (NaN where it reports none).
-        trace_matvecs: Hessian-vector products spent by Hutch++.
+        trace_matvecs: Hessian-vector products spent by Hutch++: the requested
+            budget, or 2n when the budget reaches 3n and the sketch spans the whole space.
         exact_trace: tr(H) as the sum of the exact diagonal, or None when n was
             larger than the ``exact_trace_max_size`` of the call.
         exact_trace_matvecs: Hessian-vector products spent on ``exact_trace`` (n or 0).
@@ -418,7 +419,7 @@ def _check_spectrum_arguments(**arguments: Any) -> None:
 def write_spectrum(result: SpectrumResult, out_dir: Path | str) -> tuple[Path, Path]:
     """Write ``spectrum.json`` and ``spectrum.png`` into ``out_dir``.
 
-    The JSON holds :meth:`SpectrumResult.to_dict`. The figure plots the density
+    The JSON contains :meth:`SpectrumResult.to_dict`. The figure plots the density
     on a logarithmic density axis and a symmetric-logarithmic eigenvalue axis
     (linear near zero, logarithmic for both signs), with the top eigenvalues
     marked. Both files are rendered in memory, written to temporary names in
@@ -485,7 +486,8 @@ def render_spectrum_png(result: SpectrumResult) -> bytes:
         f"trace ≈ {result.trace_estimate:.4g}",
         fontsize=10,
     )
-    axes.legend(loc="upper right", fontsize=8)
+    axes.set_ylim(bottom=max(float(density.max()) * 1e-9, floor))
+    axes.legend(loc="lower center", fontsize=8)
     figure.tight_layout()
 
     buffer = io.BytesIO()

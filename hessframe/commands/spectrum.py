@@ -47,8 +47,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=DEFAULT_OUT,
-    show_default=True,
-    help="Folder for spectrum.json and spectrum.png (default ./hessframe-out/spectrum).",
+    help="Folder for spectrum.json and spectrum.png, created if missing "
+    "[default: ./hessframe-out/spectrum].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary.")
 @click.option(
@@ -84,7 +84,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
     type=click.FloatRange(min=0, min_open=True),
     default=1e-6,
     show_default=True,
-    help="Lanczos tolerance on the eigenpair residuals, relative to the largest eigenvalue.",
+    help="Lanczos tolerance on the eigenpair residuals, relative to the largest "
+    "eigenvalue magnitude.",
 )
 @click.option(
     "--exact-trace/--no-exact-trace",
