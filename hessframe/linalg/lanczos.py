@@ -13,8 +13,9 @@ Loan, "Matrix Computations", 4th ed., §10.1 and §10.3).
 After each step H V = V T + R Eₘᵀ holds with a residual block R = Q B whose
 columns are orthogonal to V, so the residual of a Ritz pair (θ, V s) is
 ‖B sₘ‖, where sₘ holds the last block of s. The iteration stops when this
-estimate is at most ``tol · max|θ|`` for every requested pair; the result
-then carries the true residuals ‖H y − θ y‖ computed with k extra products.
+estimate is at most ``tol · max|θ|`` for every requested pair. The products
+H V are kept beside V, so the result carries the true residuals
+‖H y − θ y‖ = ‖(H V) s − θ V s‖ without spending another product.
 
 When the basis reaches ``max_basis_size`` vectors it is restarted thick
 (Wu & Simon 2000, "Thick-restart Lanczos method for large symmetric
@@ -93,7 +94,9 @@ def lanczos(
             of multiplicity up to b; with b = 1 each distinct eigenvalue is
             found once, so repeated eigenvalues show up only through rounding.
         max_basis_size: Basis vectors kept before a thick restart. Default:
-            max(64, 4k + 2·block_size), capped at n. Memory is n times this.
+            max(64, 4k + 2·block_size), capped at n. The basis and its
+            products take up to 2·n times this many entries; they grow as
+            the iteration needs them.
 
     Returns:
         EigenResult. Eigenvalues are sorted descending for ``"largest"``,
@@ -101,8 +104,7 @@ def lanczos(
         ``"magnitude"``, with unit eigenvectors as columns and their true
         residuals. ``converged`` is true when every true residual is at most
         ``tol · max|θ|``. ``iterations`` counts Lanczos steps, and
-        ``num_matvecs`` counts every product, including the k products of
-        the final residual check.
+        ``num_matvecs`` counts every product.
 
     Raises:
         InvalidArgumentError: An argument is out of range or ``v0`` does not
@@ -254,7 +256,8 @@ class _LanczosRun:
         self.max_iter = max_iter
         self.capacity = capacity
         self.generator = generator
-        self.basis = torch.empty(op.size, capacity, dtype=op.dtype, device=op.device)
+        self.basis = torch.empty(op.size, 0, dtype=op.dtype, device=op.device)
+        self.images = torch.empty(op.size, 0, dtype=op.dtype, device=op.device)
         self.projected = torch.zeros(capacity, capacity, dtype=torch.float64)
         self.dim = 0
         self.steps = 0
@@ -307,8 +310,10 @@ class _LanczosRun:
     def _extend(self, block: torch.Tensor) -> torch.Tensor:
         """Append ``block`` to the basis, multiply it by H and return the orthogonalised product."""
         start, stop = self.dim, self.dim + block.shape[1]
+        self._reserve(stop)
         self.basis[:, start:stop] = block
         product = apply(self.op, block)
+        self.images[:, start:stop] = product
         self.num_matvecs += block.shape[1]
         self.steps += 1
         self.norm_estimate = max(
@@ -328,6 +333,18 @@ class _LanczosRun:
         self.projected[start:stop, start:stop] = (diagonal_block + diagonal_block.T) / 2
         self.dim = stop
         return product
+
+    def _reserve(self, columns: int) -> None:
+        """Grow the storage of V and H V to ``columns`` columns, doubling up to the capacity."""
+        allocated = self.basis.shape[1]
+        if columns <= allocated:
+            return
+        new_size = min(self.capacity, max(columns, 2 * allocated, 16))
+        for name in ("basis", "images"):
+            old = getattr(self, name)
+            grown = torch.empty(self.op.size, new_size, dtype=old.dtype, device=old.device)
+            grown[:, : self.dim] = old[:, : self.dim]
+            setattr(self, name, grown)
 
     def _fill_broken(self, block: torch.Tensor, broken: list[int]) -> torch.Tensor:
         """Replace the zero columns of ``block`` by random unit vectors orthogonal to everything."""
@@ -356,7 +373,9 @@ class _LanczosRun:
         keep = _select(ritz_values, self.which, keep_count)
         coords = ritz_coords[:, keep].to(self.op.dtype).to(self.op.device)
         kept_vectors = self.basis[:, : self.dim] @ coords
+        kept_images = self.images[:, : self.dim] @ coords
         self.basis[:, :keep_count] = kept_vectors
+        self.images[:, :keep_count] = kept_images
         self.projected.zero_()
         diagonal = torch.arange(keep_count)
         self.projected[diagonal, diagonal] = ritz_values[keep]
@@ -370,11 +389,12 @@ class _LanczosRun:
         wanted = _select(ritz_values, self.which, self.k)
         coords = ritz_coords[:, wanted].to(self.op.dtype).to(self.op.device)
         vectors = self.basis[:, : self.dim] @ coords
-        vectors = vectors / torch.linalg.vector_norm(vectors, dim=0)
+        products = self.images[:, : self.dim] @ coords
+        norms = torch.linalg.vector_norm(vectors, dim=0)
+        vectors = vectors / norms
+        products = products / norms
         eigenvalues = ritz_values[wanted].to(self.op.dtype).to(self.op.device)
 
-        products = apply(self.op, vectors)
-        self.num_matvecs += self.k
         residuals = torch.linalg.vector_norm(products - vectors * eigenvalues, dim=0)
         converged = bool((residuals <= self.tol * scale).all())
         logger.info(
