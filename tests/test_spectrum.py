@@ -417,7 +417,8 @@ def test_spectrum_command_prints_summary(tmp_path):
 
     assert result.exit_code == 0, result.output
     assert "2410 parameters" in result.stdout
-    assert "top 1 eigenvalues:" in result.stdout
+    assert "top 1 eigenvalue:" in result.stdout
+    assert "1 probe × 5 steps" in result.stdout
     assert f"wrote {tmp_path / 'spectrum.json'}" in result.stdout
 
 

@@ -180,7 +180,7 @@ def _print_summary(
     )
     click.echo(f"training loss: {train_loss:.6g}")
     click.echo(
-        f"top {len(result.top_eigenvalues)} eigenvalues: "
+        f"top {_plural(len(result.top_eigenvalues), 'eigenvalue')}: "
         + ", ".join(f"{value:.6g}" for value in result.top_eigenvalues)
     )
     click.echo(
@@ -195,8 +195,12 @@ def _print_summary(
     if result.exact_trace is not None:
         click.echo(f"exact trace ({result.exact_trace_matvecs} products): {result.exact_trace:.6g}")
     click.echo(
-        f"spectral density: {result.density_num_probes} probes × {result.density_num_steps} "
-        f"steps ({result.density_matvecs} products)"
+        f"spectral density: {_plural(result.density_num_probes, 'probe')} × "
+        f"{_plural(result.density_num_steps, 'step')} ({result.density_matvecs} products)"
     )
     click.echo(f"Hessian-vector products: {result.num_matvecs}; time: {result.seconds:.2f} s")
     click.echo(f"wrote {json_path} and {png_path}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
