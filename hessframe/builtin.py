@@ -93,7 +93,8 @@ def hessframe_datasets() -> list[DatasetRecord]:
             name="digits",
             description="8×8 handwritten digits, 1,797 images in 10 classes "
             "(scikit-learn's bundled copy of the UCI data set)",
-            licence="CC BY 4.0 (UCI Machine Learning Repository); scikit-learn is BSD-3-Clause",
+            licence="redistributed with scikit-learn (BSD-3-Clause); original data by Alpaydin "
+            "and Kaynak, UCI Machine Learning Repository (see datasets/digits/README.md)",
             loader=_load_digits,
         )
     ]

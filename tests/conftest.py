@@ -9,12 +9,16 @@ plugin autoloading off (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``).
 from __future__ import annotations
 
 import pytest
+import torch
 from cases import CASES, CLOSED_FORM_CASES, MODULE_CASES, HessianCase, build_case
 
 import hessframe.testing
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The cases are tiny, so a second intra-op thread only adds scheduling
+    # overhead; on a loaded 2-core machine it made them many times slower.
+    torch.set_num_threads(1)
     if not config.pluginmanager.is_registered(hessframe.testing):
         config.pluginmanager.register(hessframe.testing, "hessframe")
 
