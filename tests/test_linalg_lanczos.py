@@ -125,6 +125,18 @@ def test_lanczos_continues_past_invariant_subspace() -> None:
     assert abs(float(result.eigenvalues[0]) - 5.0) < 1e-8
 
 
+def test_lanczos_finds_multiplicity_after_breakdown() -> None:
+    # Seven distinct eigenvalues, each three times: every Krylov space from
+    # one vector becomes invariant after seven steps and holds each value once.
+    eigenvalues = torch.arange(-3.0, 4.0, dtype=torch.float64).repeat(3)
+    op = DenseProvider(matrix_with_spectrum(eigenvalues, seed=11))
+    result = lanczos(op, k=4, which="smallest", generator=torch.Generator().manual_seed(0))
+
+    expected = torch.tensor([-3.0, -3.0, -3.0, -2.0], dtype=torch.float64)
+    assert result.converged
+    torch.testing.assert_close(result.eigenvalues, expected, atol=1e-8, rtol=0)
+
+
 def test_lanczos_finds_null_space_of_rank_deficient_matrix() -> None:
     op = dense_case("rank_deficient", n=30)
     result = lanczos(op, k=4, which="smallest", generator=torch.Generator().manual_seed(0))

@@ -91,8 +91,9 @@ def lanczos(
         generator: Random generator for the start block and for directions
             drawn after a breakdown.
         block_size: Vectors per step. A block of size b finds an eigenvalue
-            of multiplicity up to b; with b = 1 each distinct eigenvalue is
-            found once, so repeated eigenvalues show up only through rounding.
+            of multiplicity up to b. With b = 1 each distinct eigenvalue is
+            found once, and further copies show up only through rounding or
+            after an exact breakdown of the Krylov space.
         max_basis_size: Basis vectors kept before a thick restart. Default:
             max(64, 4k + 2·block_size), capped at n. The basis and its
             products take up to 2·n times this many entries; they grow as
@@ -109,6 +110,12 @@ def lanczos(
     Raises:
         InvalidArgumentError: An argument is out of range or ``v0`` does not
             match the operator.
+
+    NOTE: An eigenvalue whose multiplicity exceeds ``block_size`` (a large
+    null space, for example) can be returned fewer times than it occurs while
+    ``converged`` is true. Every Krylov method with that block size, ARPACK
+    included, shares this limit, so raise ``block_size`` when eigenvalues may
+    repeat.
     """
     check_operator(op, "lanczos")
     n = op.size
@@ -263,6 +270,8 @@ class _LanczosRun:
         self.steps = 0
         self.num_matvecs = 0
         self.restarts = 0
+        # First basis column of the Krylov sequence begun after the latest breakdown.
+        self.sequence_start: int | None = None
         self.norm_estimate = 0.0
         eps = torch.finfo(op.dtype).eps
         self.breakdown_threshold = max(_BREAKDOWN_EPS_FACTOR * eps, min(eps**0.5, tol / 100))
@@ -295,17 +304,48 @@ class _LanczosRun:
                 not broken
                 and len(wanted) == self.k
                 and bool((estimates[wanted] <= self.tol * scale).all())
+                and self._new_sequence_converged(ritz_values, ritz_coords, estimates, scale)
             ):
                 break
             if self.steps >= self.max_iter:
                 break
 
+            if broken:
+                self.sequence_start = self.dim + block.shape[1] - len(broken)
             block = self._fill_broken(block, broken)
             block = block[:, : min(block.shape[1], n - self.dim)]
             if self.dim + block.shape[1] > self.capacity:
                 self._restart(ritz_values, ritz_coords, block.shape[1])
 
         return self._result(ritz_values, ritz_coords, scale)
+
+    def _new_sequence_converged(
+        self,
+        ritz_values: torch.Tensor,
+        ritz_coords: torch.Tensor,
+        estimates: torch.Tensor,
+        scale: float,
+    ) -> bool:
+        """Return whether the Krylov sequence started after the last breakdown has converged.
+
+        After a breakdown the exact Ritz values of the invariant space can fill
+        the requested set while the new sequence, started from a random
+        vector in its complement, has not yet reached the extreme eigenvalues
+        there (a repeated eigenvalue, for example). So the most extreme Ritz
+        pair that lives mainly in the new part of the basis must converge too.
+        Once it has, the record of the breakdown is cleared.
+        """
+        if self.sequence_start is None:
+            return True
+        weights = (ritz_coords[self.sequence_start :, :] ** 2).sum(dim=0)
+        in_new_part = torch.nonzero(weights > 0.5).flatten()
+        if in_new_part.numel() == 0:
+            return True
+        best = in_new_part[_select(ritz_values[in_new_part], self.which, 1)[0]]
+        if float(estimates[best]) > self.tol * scale:
+            return False
+        self.sequence_start = None
+        return True
 
     def _extend(self, block: torch.Tensor) -> torch.Tensor:
         """Append ``block`` to the basis, multiply it by H and return the orthogonalised product."""
@@ -380,6 +420,7 @@ class _LanczosRun:
         diagonal = torch.arange(keep_count)
         self.projected[diagonal, diagonal] = ritz_values[keep]
         self.dim = keep_count
+        self.sequence_start = None
         self.restarts += 1
         logger.debug("lanczos: thick restart %d keeps %d Ritz vectors", self.restarts, keep_count)
 
