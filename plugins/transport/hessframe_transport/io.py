@@ -46,6 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hessframe.errors import InvalidArgumentError
+from hessframe_transport.cost import image_to_measure
 
 logger = logging.getLogger(__name__)
 
@@ -320,13 +321,12 @@ def _measure_from_image(image: np.ndarray, path: Path, argument: str) -> Measure
     if (image < 0).any():
         raise _invalid(argument, path, f"it has negative pixel values (minimum {image.min():g})")
 
-    rows, cols = np.nonzero(image > 0)
-    if rows.size == 0:
+    if not (image > 0).any():
         raise _invalid(argument, path, "every pixel is zero, so the image carries no mass")
-    points = np.column_stack([rows, cols]).astype(np.float64)
-    weights = image[rows, cols]
-    logger.info("%s %s: image %s, %d pixels with mass", argument, path, image.shape, rows.size)
-    return Measure(points, weights / weights.sum(), "image", path, image=image)
+
+    weights, points = image_to_measure(image)
+    logger.info("%s %s: image %s, %d pixels with mass", argument, path, image.shape, weights.size)
+    return Measure(points, weights, "image", path, image=image)
 
 
 def _measure_from_points(
