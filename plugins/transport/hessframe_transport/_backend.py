@@ -110,7 +110,7 @@ def sparse_result(
     if kind.framework == "torch":
         indices = torch.from_numpy(np.stack([rows, columns]).astype(np.int64))
         tensor = torch.sparse_coo_tensor(
-            indices, torch.from_numpy(values), size=shape, dtype=kind.dtype
+            indices, torch.from_numpy(values), size=shape, dtype=kind.dtype, check_invariants=True
         )
         return tensor.coalesce().to(kind.device)
     return scipy.sparse.csr_matrix(

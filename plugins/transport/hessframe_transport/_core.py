@@ -22,7 +22,6 @@ from hessframe_transport._newton import (
     sparsify_plan,
 )
 from hessframe_transport._sinkhorn import (
-    log_domain_iteration,
     marginal_error,
     plan_from_potentials,
     sinkhorn_iterations,
@@ -109,17 +108,12 @@ def solve(
         The final state; ``state.error`` is the L1 marginal error of ``state.plan``.
     """
     start = time.perf_counter()
-    n_rows, n_columns = scaled_cost.shape
     factors = annealing_factors(float(scaled_cost.max() - scaled_cost.min()))
 
     stage_cost = scaled_cost / factors[0]
-    log_u, log_v = log_domain_iteration(
-        np.zeros(n_rows), np.zeros(n_columns), np.log(a), np.log(b), stage_cost
-    )
+    log_u, log_v = _initial_potentials(a, b, stage_cost)
     plan = plan_from_potentials(log_u, log_v, stage_cost)
     state = SolverState(log_u, log_v, plan, marginal_error(plan, a, b))
-    state.errors.append(state.error)
-    state.n_sinkhorn_iterations = 1
 
     density = options.density
     for index, factor in enumerate(factors):
@@ -142,6 +136,21 @@ def solve(
 
     state.elapsed_seconds = time.perf_counter() - start
     return state
+
+
+def _initial_potentials(
+    a: np.ndarray, b: np.ndarray, scaled_cost: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return log-potentials whose plan satisfies P_ij ≤ a_i b_j, with equality in every column.
+
+    They are hard c-transforms of C = M/reg: log_u_i = log a_i + r_i with
+    r_i = min_j C_ij, and log_v_j = log b_j + min_i (C_ij − r_i). This takes two
+    passes of min instead of the two log-sum-exp passes of a log-domain iteration.
+    """
+    row_minimum = scaled_cost.min(axis=1)
+    log_u = np.log(a) + row_minimum
+    log_v = np.log(b) + (scaled_cost - row_minimum[:, None]).min(axis=0)
+    return log_u, log_v
 
 
 def annealing_factors(cost_range: float) -> list[float]:
@@ -168,8 +177,12 @@ def _newton_phase(
     """Take Newton steps until the error is below ``stop_error``; return the density reached."""
     while state.error >= stop_error and state.n_iterations < options.max_iterations:
         previous_error = state.error
-        if _newton_step(state, a, b, scaled_cost, density, options):
-            if state.error > SLOW_PROGRESS_RATIO * previous_error and density < options.max_density:
+        length = _newton_step(state, a, b, scaled_cost, density, options)
+        if length > 0.0:
+            # A full step that still leaves much of the error points at the
+            # dropped entries; a shortened one at the distance from the optimum.
+            slow = length == 1.0 and state.error > SLOW_PROGRESS_RATIO * previous_error
+            if slow and density < options.max_density:
                 density = min(2.0 * density, options.max_density)
                 logger.log(
                     options.log_level, "slow Newton progress; density raised to %.3g", density
@@ -246,8 +259,8 @@ def _newton_step(
     scaled_cost: np.ndarray,
     density: float,
     options: SolverOptions,
-) -> bool:
-    """Take one sparse Newton step with line search; return False when it fails."""
+) -> float:
+    """Take one sparse Newton step with line search; return its length, or 0 when it fails."""
     n_rows, n_columns = scaled_cost.shape
     plan = state.plan
     row_sums = plan.sum(axis=1)
@@ -272,7 +285,7 @@ def _newton_step(
     state.densities.append(sparse_plan.nnz / (n_rows * n_columns))
     state.cg_iterations.append(solution.iterations)
     if not slope > 0.0:
-        return False
+        return 0.0
 
     length = 1.0
     for _ in range(MAX_BACKTRACKS):
@@ -289,7 +302,7 @@ def _newton_step(
             break
         length *= options.line_search_shrink
     else:
-        return False
+        return 0.0
 
     step_u *= length
     step_v *= length
@@ -298,7 +311,7 @@ def _newton_step(
     new_plan = _updated_plan(plan, step_u, step_v, log_u, log_v, scaled_cost)
     new_error = marginal_error(new_plan, a, b)
     if not np.isfinite(new_error):
-        return False
+        return 0.0
     state.log_u, state.log_v, state.plan, state.error = log_u, log_v, new_plan, new_error
     state.errors.append(new_error)
     state.n_newton_iterations += 1
@@ -313,7 +326,7 @@ def _newton_step(
         solution.iterations,
         solution.relative_residual,
     )
-    return True
+    return length
 
 
 def _updated_plan(

@@ -33,6 +33,10 @@ ARMIJO_FRACTION = 1e-4
 #: which makes the null direction (1, −1) harmless to conjugate gradient.
 RELATIVE_SHIFT = 1e-12
 
+#: Above this share of kept entries, products with P̃ use a dense array
+#: (BLAS), which is then faster than a sparse matrix.
+DENSE_PRODUCT_DENSITY = 0.1
+
 #: Up to this many entries per row are found by repeated argmax, more by argpartition.
 REPEATED_ARGMAX_LIMIT = 8
 
@@ -48,33 +52,51 @@ def sparsify_plan(plan: np.ndarray, per_row: int, per_column: int) -> scipy.spar
         A CSR matrix with the kept entries of ``plan`` (their union, without duplicates).
     """
     n_rows, n_columns = plan.shape
-    keep = np.zeros(plan.shape, dtype=bool)
-    _mark_largest(plan, per_row, keep)
-    _mark_largest(plan.T, per_column, keep.T)
-    rows, columns = np.nonzero(keep)
+    if per_row >= n_columns or per_column >= n_rows:
+        flat = np.arange(plan.size)
+    else:
+        flat = np.unique(
+            np.concatenate(
+                [
+                    _largest_flat_indices(plan, per_row, 1),
+                    _largest_flat_indices(plan, per_column, 0),
+                ]
+            )
+        )
+    rows, columns = np.divmod(flat, n_columns)
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return scipy.sparse.csr_matrix(
-        (plan[rows, columns], columns, indptr), shape=(n_rows, n_columns)
-    )
+    return scipy.sparse.csr_matrix((plan.ravel()[flat], columns, indptr), shape=(n_rows, n_columns))
 
 
-def _mark_largest(values: np.ndarray, count: int, keep: np.ndarray) -> None:
-    """Set ``keep[i, j]`` for the ``count`` largest entries of each row of ``values``."""
+def _largest_flat_indices(values: np.ndarray, count: int, axis: int) -> np.ndarray:
+    """Return the row-major flat indices of the ``count`` largest entries along ``axis``."""
     n_rows, n_columns = values.shape
-    rows = np.arange(n_rows)
-    if count >= n_columns:
-        keep[...] = True
-    elif count <= REPEATED_ARGMAX_LIMIT:
+    if axis == 1:
+        lines = np.arange(n_rows)
+        to_flat = lambda line, position: line * n_columns + position  # noqa: E731
+    else:
+        lines = np.arange(n_columns)
+        to_flat = lambda line, position: position * n_columns + line  # noqa: E731
+    if count <= REPEATED_ARGMAX_LIMIT:
         # A few argmax passes over a copy are faster than one argpartition.
         remaining = values.copy()
+        found = []
         for _ in range(count):
-            largest = remaining.argmax(axis=1)
-            keep[rows, largest] = True
-            remaining[rows, largest] = -np.inf
-    else:
-        largest = np.argpartition(values, n_columns - count, axis=1)[:, n_columns - count :]
-        keep[rows[:, None], largest] = True
+            position = remaining.argmax(axis=axis)
+            found.append(to_flat(lines, position))
+            if axis == 1:
+                remaining[lines, position] = -np.inf
+            else:
+                remaining[position, lines] = -np.inf
+        return np.concatenate(found)
+    size = values.shape[axis]
+    positions = np.argpartition(values, size - count, axis=axis)
+    if axis == 1:
+        top = positions[:, size - count :]
+        return to_flat(lines[:, None], top).ravel()
+    top = positions[size - count :, :]
+    return to_flat(lines[None, :], top).ravel()
 
 
 @dataclass(frozen=True)
@@ -99,7 +121,7 @@ def solve_newton_system(
     The Jacobi preconditioner is applied symmetrically: conjugate gradient runs
     on D^(-1/2) (B̃ + εI) D^(-1/2), whose diagonal is one, with D the diagonal
     of B̃ + εI. This is the same iteration as preconditioned conjugate gradient
-    with D, at one sparse product per iteration.
+    with D, with one product by the scaled P̃ and one by its transpose per iteration.
 
     Args:
         row_sums, column_sums: P1 and Pᵀ1, the diagonal of B̃.
@@ -114,13 +136,26 @@ def solve_newton_system(
         the iterations spent and the relative residual reached.
     """
     diagonal = np.concatenate([row_sums, column_sums])
-    diagonal = diagonal + RELATIVE_SHIFT * diagonal.max()
+    diagonal += RELATIVE_SHIFT * diagonal.max()
     scale = 1.0 / np.sqrt(diagonal)
     n_rows = row_sums.shape[0]
-    row_scale = scipy.sparse.diags(scale[:n_rows])
-    column_scale = scipy.sparse.diags(scale[n_rows:])
-    coupling = (row_scale @ sparse_plan @ column_scale).tocsr()
-    off_diagonal = scipy.sparse.bmat([[None, coupling], [coupling.T, None]], format="csr")
+    coupling: np.ndarray | scipy.sparse.csr_matrix
+    if sparse_plan.nnz > DENSE_PRODUCT_DENSITY * sparse_plan.shape[0] * sparse_plan.shape[1]:
+        coupling = sparse_plan.toarray()
+        coupling *= scale[:n_rows, None]
+        coupling *= scale[None, n_rows:]
+        coupling_t = coupling.T
+    else:
+        coupling = sparse_plan.copy()
+        coupling.data *= np.repeat(scale[:n_rows], np.diff(coupling.indptr))
+        coupling.data *= scale[n_rows:][coupling.indices]
+        coupling_t = coupling.T.tocsr()
+
+    def apply(vector: np.ndarray) -> np.ndarray:
+        product = vector.copy()
+        product[:n_rows] += coupling @ vector[n_rows:]
+        product[n_rows:] += coupling_t @ vector[:n_rows]
+        return product
 
     rhs = scale * gradient
     rhs_norm = float(np.linalg.norm(rhs))
@@ -133,8 +168,7 @@ def solve_newton_system(
     threshold = (tolerance * rhs_norm) ** 2
     iterations = 0
     while iterations < max_iterations and residual_dot > threshold:
-        product = off_diagonal @ search
-        product += search
+        product = apply(search)
         curvature = float(search @ product)
         if curvature <= 0.0:
             break

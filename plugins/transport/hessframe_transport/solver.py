@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ConvergenceWarning", "sinkhorn_newton_sparse"]
 
 #: Marginal error at which the automatic warm-up hands over to Newton steps.
-DEFAULT_WARMUP_ERROR = 1e-2
+DEFAULT_WARMUP_ERROR = 3e-2
 
 #: The potential of a row or column with zero mass makes its (discarded) plan
 #: entries sum to this, the smallest normal float64, so that it stays finite.
@@ -85,7 +85,7 @@ def sinkhorn_newton_sparse(
     The run has two phases, counted together against ``numItermax``:
 
     1. Log-stabilised Sinkhorn iterations, for ``warmup_iterations`` or, when
-       that is None, until the L1 marginal error falls below 1e-2.
+       that is None, until the L1 marginal error falls below 3e-2.
     2. Newton steps on the dual potentials. Each keeps the ``density``·m
        largest entries of every row and ``density``·n of every column of the
        current plan P in the dual Hessian [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]/reg
@@ -112,7 +112,7 @@ def sinkhorn_newton_sparse(
         stopThr: Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ < stopThr.
         log: Return a dictionary of diagnostics with the plan.
         warmup_iterations: Sinkhorn iterations before the first Newton step;
-            None runs them until the marginal error is below 1e-2.
+            None runs them until the marginal error is below 3e-2.
         density: Share of each row (and of each column) of the plan that the
             sparsified Hessian keeps, in (0, 1]; None means 2/max(n, m), about
             two entries per row and column, O(n + m) entries in all.
