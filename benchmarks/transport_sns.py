@@ -21,6 +21,10 @@ returned plan, not taken from the solver's own log:
   the dual gradient; the first ``tol`` in 1e-9, 1e-10, … whose plan meets the
   target is reported (the failed tries are not timed).
 
+A solver whose run takes less than ``REPEAT_BELOW_SECONDS`` runs ``REPEATS``
+times and the median time is reported, since the fast runs are the most
+sensitive to other load on the machine.
+
 Peak memory is measured in a child process per solver and case, as the growth of
 the resident set size (``ru_maxrss``) over the run; the POT solvers run
 ``MEMORY_ITERATIONS`` iterations there, which is enough because their working set
@@ -41,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import platform
 import resource
@@ -63,6 +68,9 @@ REG = 1.0 / 1200.0
 TARGET_ERROR = 1e-8
 CHUNK_ITERATIONS = 10
 MEMORY_ITERATIONS = 50
+REPEATS = 3
+REPEAT_BELOW_SECONDS = 5.0
+REGOT_MAX_ITERATIONS = 1000
 REGOT_TOLERANCES = (1e-9, 1e-10, 1e-11, 1e-12, 1e-13)
 
 SNS = "SNS (hessframe)"
@@ -158,12 +166,12 @@ def run_sns(case: Case, limits: Limits, target: float) -> Run:
     )
     elapsed = time.perf_counter() - started
     sinkhorn, newton = int(log["n_sinkhorn_iterations"]), int(log["n_newton_iterations"])
+    failed = int(log.get("n_failed_newton_steps", 0))
+    detail = f"{sinkhorn} Sinkhorn + {newton} Newton"
+    if failed:
+        detail += f" + {failed} rejected Newton steps"
     return Run(
-        SNS,
-        sinkhorn + newton,
-        elapsed,
-        l1_marginal_error(plan, case.a, case.b),
-        f"{sinkhorn} Sinkhorn + {newton} Newton",
+        SNS, sinkhorn + newton + failed, elapsed, l1_marginal_error(plan, case.a, case.b), detail
     )
 
 
@@ -283,11 +291,12 @@ def _run_regot(name: str, function_name: str, case: Case, limits: Limits, target
     run = None
     for tol in REGOT_TOLERANCES:
         started = time.perf_counter()
-        result = solve(cost, case.a, case.b, case.reg, tol=tol, max_iter=limits.max_iterations)
+        max_iter = min(limits.max_iterations, REGOT_MAX_ITERATIONS)
+        result = solve(cost, case.a, case.b, case.reg, tol=tol, max_iter=max_iter)
         elapsed = time.perf_counter() - started
         error = l1_marginal_error(result.plan, case.a, case.b)
         run = Run(name, int(result.niter), elapsed, error, f"tol={tol:g}")
-        if error < target or result.niter >= limits.max_iterations:
+        if error < target or result.niter >= max_iter:
             break
     return run
 
@@ -337,6 +346,7 @@ def measure_peak_mib(
 
 def memory_probe(request: dict, target: float) -> None:
     """Child-process side of :func:`measure_peak_mib`: print the growth of ru_maxrss in MiB."""
+    quiet_solver_logs()
     case = build_case(request)
     solver = request["solver"]
     pot = solver.startswith("POT")
@@ -360,6 +370,11 @@ def run_case(
     runs = []
     for solver in solvers:
         run = SOLVERS[solver](case, limits, target)
+        if run.time_s < REPEAT_BELOW_SECONDS:
+            times = [run.time_s] + [
+                SOLVERS[solver](case, limits, target).time_s for _ in range(REPEATS - 1)
+            ]
+            run.time_s = float(np.median(times))
         if memory:
             run.peak_mib = measure_peak_mib(solver, spec, target)
         status = "reached" if run.converged(target) else "did NOT reach"
@@ -385,8 +400,8 @@ def format_table(case: Case, runs: list[Run], target: float) -> list[str]:
         if reference is None or run is reference:
             iteration_ratio, time_ratio = "1", "1"
         else:
-            iteration_ratio = f"{run.iterations / max(reference.iterations, 1):.1f}×"
-            time_ratio = f"{run.time_s / reference.time_s:.1f}×"
+            iteration_ratio = _format_ratio(run.iterations / max(reference.iterations, 1))
+            time_ratio = _format_ratio(run.time_s / reference.time_s)
         reached = "yes" if run.converged(target) else "**no**"
         memory = "n/a" if run.peak_mib is None else f"{run.peak_mib:.1f}"
         lines.append(
@@ -394,6 +409,13 @@ def format_table(case: Case, runs: list[Run], target: float) -> list[str]:
             f"{time_ratio} | {run.error:.2e} | {reached} | {memory} | {run.detail} |"
         )
     return [*lines, ""]
+
+
+GOAL_WORDS = {"iterations": "fewer iterations", "time": "less time"}
+
+
+def _format_ratio(ratio: float) -> str:
+    return f"{ratio:.1f}×" if ratio >= 1.0 else f"{ratio:.2g}×"
 
 
 def check_targets(results: dict[str, list[Run]], target: float) -> list[str]:
@@ -424,7 +446,7 @@ def check_targets(results: dict[str, list[Run]], target: float) -> list[str]:
         else:
             met = "undetermined"
         lines.append(
-            f"| {key} | ≥{factor:g}× fewer {quantity} than {solver} "
+            f"| {key} | ≥{factor:g}× {GOAL_WORDS[quantity]} than {solver} "
             f"| {ratio:.1f}×{capped} | {met} |"
         )
     for key, runs_list in results.items():
@@ -434,7 +456,12 @@ def check_targets(results: dict[str, list[Run]], target: float) -> list[str]:
         for name in (REGOT_SPARSE_NEWTON, REGOT_SSNS):
             if name in runs:
                 ratio = runs[name].time_s / runs[SNS].time_s
-                met = "yes" if ratio >= 1.0 else "**no**"
+                if not runs[name].converged(target):
+                    met = f"n/a ({name} did not reach the target error)"
+                elif not runs[SNS].converged(target):
+                    met = "**no** (SNS did not reach the target error)"
+                else:
+                    met = "yes" if ratio >= 1.0 else "**no**"
                 lines.append(f"| {key} | no slower than {name} | {ratio:.2f}× | {met} |")
     return [*lines, ""]
 
@@ -449,14 +476,37 @@ def environment_lines(command: str) -> list[str]:
         regot_version = version("regot")
     except PackageNotFoundError:
         regot_version = "not installed"
+    revision = _git_revision()
     return [
-        f"Command: `{command}`",
+        f"Command: `{command}`, at hessframe commit {revision}.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
         f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"POT {ot.__version__}, regot {regot_version}.",
         "",
     ]
+
+
+def _git_revision() -> str:
+    """Return the short commit hash, marked when the transport plugin has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--", "plugins/transport/hessframe_transport"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit} with uncommitted changes to the plugin" if changes else commit
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -527,8 +577,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def quiet_solver_logs() -> None:
+    """Hide the solver's non-convergence warnings; the tables report every missed target."""
+    logging.getLogger("hessframe_transport").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="sinkhorn_newton_sparse stopped")
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
+    quiet_solver_logs()
     target = arguments.target_error
     if arguments.memory_probe is not None:
         memory_probe(json.loads(arguments.memory_probe), target)
@@ -582,12 +639,15 @@ def main(argv: list[str] | None = None) -> None:
         *check_targets(results, target),
         "## Where SNS is not the right tool",
         "",
-        "Large reg: the plan is spread over most entries, so a sparsified Hessian drops mass "
-        "that matters and plain Sinkhorn converges within a few iterations anyway.",
+        "Large reg: plain Sinkhorn converges in a few tens of iterations, each much cheaper "
+        "than a Newton step (a sparse linear solve and a line search), so SNS has nothing to "
+        "gain and its fixed costs dominate.",
         "",
         *sections["large reg"],
         "Large n: SNS, like every solver here, keeps dense n×m cost and plan matrices, so time "
-        "per iteration and memory grow with n·m.",
+        "per iteration and memory grow with n·m. At n = m = 20000 one float64 matrix alone "
+        "takes 3.2 GB; problems of that size need online or multiscale solvers (for example "
+        "GeomLoss with KeOps), which this benchmark does not run.",
         "",
         *sections["large n"],
     ]
