@@ -153,3 +153,16 @@ def test_cg_rejects_bad_right_hand_side() -> None:
         conjugate_gradient(op, torch.ones(10, dtype=torch.float32))
     with pytest.raises(InvalidArgumentError, match=r"b must be a torch\.Tensor"):
         conjugate_gradient(op, [1.0] * 10)
+
+
+def test_cg_stops_when_float32_stagnates() -> None:
+    eigenvalues = torch.logspace(-3, 1, 200, dtype=torch.float64)
+    op = DenseProvider(matrix_with_spectrum(eigenvalues, seed=12).float())
+    b = torch.randn(200, generator=torch.Generator().manual_seed(0))
+    result = conjugate_gradient(op, b, tol=1e-10)
+
+    true_residual = torch.linalg.vector_norm(b.double() - op.matrix.double() @ result.x.double())
+    assert not result.converged
+    assert result.iterations < 10 * 200
+    assert abs(result.residual_norm - float(true_residual)) < 0.05 * float(true_residual)
+    assert result.residual_norm < 1e-2 * float(torch.linalg.vector_norm(b))

@@ -8,7 +8,9 @@ search direction, and a direction with pᵀAp ≤ 0 proves that A is not positiv
 definite. The solver then raises :class:`NegativeCurvatureError` instead of
 returning a meaningless iterate. The recursively updated residual drifts from
 b − Ax in floating point, so when it meets the tolerance the true residual is
-computed and, if it does not, the iteration restarts from it.
+computed and, if it does not, the iteration restarts from it. A restart that
+does not halve the true residual ends the solve, because the dtype's rounding
+then limits the residual more than further steps would reduce it.
 """
 
 from __future__ import annotations
@@ -146,9 +148,20 @@ def conjugate_gradient(
         # Replace the recursive residual by the true one before trusting it.
         residual = b - apply_damped(x)
         num_matvecs += 1
+        previous_norm = residual_norm
         residual_norm = float(torch.linalg.vector_norm(residual))
         converged = residual_norm <= target
-        if steps == 0:
+        if not converged and residual_norm > 0.5 * previous_norm:
+            # A restart that does not halve the true residual has reached the
+            # rounding floor of the dtype, so further steps would be wasted.
+            logger.warning(
+                "conjugate_gradient: stagnated at relative residual %.3g above tol=%g after "
+                "%d steps; %s cannot reach this tol for this system",
+                residual_norm / b_norm,
+                tol,
+                iterations,
+                b.dtype,
+            )
             break
 
     logger.info(
