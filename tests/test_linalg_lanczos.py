@@ -126,8 +126,8 @@ def test_lanczos_continues_past_invariant_subspace() -> None:
 
 
 def test_lanczos_finds_multiplicity_after_breakdown() -> None:
-    # Seven distinct eigenvalues, each three times: every Krylov space from
-    # one vector becomes invariant after seven steps and holds each value once.
+    # Seven distinct eigenvalues, each three times. Every Krylov space from
+    # one vector becomes invariant after seven steps and contains each value once.
     eigenvalues = torch.arange(-3.0, 4.0, dtype=torch.float64).repeat(3)
     op = DenseProvider(matrix_with_spectrum(eigenvalues, seed=11))
     result = lanczos(op, k=4, which="smallest", generator=torch.Generator().manual_seed(0))

@@ -328,11 +328,12 @@ class _LanczosRun:
     ) -> bool:
         """Return whether the Krylov sequence started after the last breakdown has converged.
 
-        After a breakdown the exact Ritz values of the invariant space can fill
-        the requested set while the new sequence, started from a random
-        vector in its complement, has not yet reached the extreme eigenvalues
-        there (a repeated eigenvalue, for example). So the most extreme Ritz
-        pair that lives mainly in the new part of the basis must converge too.
+        After a breakdown, the exact Ritz values of the invariant space can
+        fill the requested set too early. The new sequence starts from a
+        random vector in the complement and may not yet have reached the
+        extreme eigenvalues there, such as a second copy of a repeated one.
+        So the most extreme Ritz pair that lives mainly in the new part of
+        the basis must converge too.
         Once it has, the record of the breakdown is cleared.
         """
         if self.sequence_start is None:
