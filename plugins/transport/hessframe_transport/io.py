@@ -591,9 +591,9 @@ def write_match_plot(
         start, end = _draw_clouds(axes, source, target)
     segments = np.stack([start[rows], end[cols]], axis=1)
     colors = np.zeros((segments.shape[0], 4))
-    colors[:, 1] = 0.6
+    colors[:, 1] = 0.5
     colors[:, 3] = alphas
-    axes.add_collection(LineCollection(segments, colors=colors, linewidths=0.8))
+    axes.add_collection(LineCollection(segments, colors=colors, linewidths=0.8, zorder=3))
     axes.set_title(
         title or f"{source.path.name} → {target.path.name}: {rows.size} strongest matches"
     )
@@ -634,8 +634,11 @@ def _draw_clouds(axes: Any, source: Measure, target: Measure) -> tuple[np.ndarra
             points = np.column_stack([points[:, 0], np.full(measure.size, float(index))])
         positions.append(points[:, :2])
     sizes = [4.0 + 36.0 * m.weights / m.weights.max() for m in (source, target)]
-    axes.scatter(*positions[0].T, s=sizes[0], c="tab:blue", label=f"source ({source.size})")
-    axes.scatter(*positions[1].T, s=sizes[1], c="tab:red", label=f"target ({target.size})")
+    for points, size, color, label, measure in (
+        (positions[0], sizes[0], "tab:blue", "source", source),
+        (positions[1], sizes[1], "tab:red", "target", target),
+    ):
+        axes.scatter(*points.T, s=size, c=color, alpha=0.45, label=f"{label} ({measure.size})")
     axes.legend(loc="best", fontsize="small")
     if max(source.points.shape[1], target.points.shape[1]) > 2:
         axes.set_xlabel("coordinate 1 (of the first two shown)")
