@@ -176,13 +176,7 @@ class CurvatureProvider(abc.ABC):
         Raises:
             InvalidArgumentError: n is larger than ``max_size`` or ``chunk_size`` < 1.
         """
-        if self.size > max_size:
-            raise InvalidArgumentError(
-                f"to_dense: the matrix is {self.size}x{self.size}, larger than "
-                f"max_size={max_size}; pass a larger max_size to build it anyway"
-            )
-        if chunk_size < 1:
-            raise InvalidArgumentError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.check_dense_arguments(max_size, chunk_size)
         columns = []
         for start in range(0, self.size, chunk_size):
             stop = min(start + chunk_size, self.size)
@@ -304,6 +298,16 @@ class CurvatureProvider(abc.ABC):
                 f"{name} is on {tensor.device} but the provider is on {self.device}; "
                 f"move it with .to('{self.device}')"
             )
+
+    def check_dense_arguments(self, max_size: int, chunk_size: int) -> None:
+        """Raise InvalidArgumentError unless ``to_dense(max_size, chunk_size)`` may run."""
+        if self.size > max_size:
+            raise InvalidArgumentError(
+                f"to_dense: the matrix is {self.size}x{self.size}, larger than "
+                f"max_size={max_size}; pass a larger max_size to build it anyway"
+            )
+        if chunk_size < 1:
+            raise InvalidArgumentError(f"chunk_size must be at least 1, got {chunk_size}")
 
     @staticmethod
     def check_finite(tensor: torch.Tensor, step: str) -> torch.Tensor:

@@ -281,13 +281,7 @@ class FiniteDifferenceHessian(CurvatureProvider):
             InvalidArgumentError: n is larger than ``max_size`` or ``chunk_size`` < 1.
             NonFiniteError: A gradient came out NaN or infinite.
         """
-        if self.size > max_size:
-            raise InvalidArgumentError(
-                f"to_dense: the matrix is {self.size}x{self.size}, larger than "
-                f"max_size={max_size}; pass a larger max_size to build it anyway"
-            )
-        if chunk_size < 1:
-            raise InvalidArgumentError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.check_dense_arguments(max_size, chunk_size)
         logger.debug("building a %dx%d finite-difference Hessian", self.size, self.size)
 
         columns = []

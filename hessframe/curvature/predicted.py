@@ -228,13 +228,7 @@ class PredictedHessian(CurvatureProvider):
         Raises:
             InvalidArgumentError: n is larger than ``max_size`` or ``chunk_size`` < 1.
         """
-        if self.size > max_size:
-            raise InvalidArgumentError(
-                f"to_dense: the matrix is {self.size}x{self.size}, larger than "
-                f"max_size={max_size}; pass a larger max_size to build it anyway"
-            )
-        if chunk_size < 1:
-            raise InvalidArgumentError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.check_dense_arguments(max_size, chunk_size)
 
         prediction = self._prediction()
         if isinstance(prediction, _Dense):
