@@ -144,9 +144,9 @@ def lanczos(
             f"lanczos: max_iter={max_iter} steps of block_size={block_size} cannot build k={k} "
             f"Ritz pairs; allow at least {math.ceil(k / block_size)} steps"
         )
-    if tol < 10 * torch.finfo(op.dtype).eps:
+    if tol < 2 * torch.finfo(op.dtype).eps:
         logger.warning(
-            "lanczos: tol=%g is below 10 machine epsilons of %s, so residuals may never reach it",
+            "lanczos: tol=%g is below 2 machine epsilons of %s, so residuals may never reach it",
             tol,
             op.dtype,
         )
