@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,13 @@ from hessframe.curvature.base import DEFAULT_MAX_DENSE_SIZE, Capabilities, Curva
 from hessframe.errors import InvalidArgumentError, NondeterministicModelError
 
 logger = logging.getLogger(__name__)
+
+# torch 2.14 scripts a helper of its forward-mode machinery on the first
+# torch.func.jvp and warns that torch.jit.script is deprecated. The warning is
+# about torch's own code, not the caller's, so it is silenced for that message only.
+warnings.filterwarnings(
+    "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+)
 
 FORWARD_OVER_REVERSE = "forward-over-reverse"
 REVERSE_OVER_REVERSE = "reverse-over-reverse"
