@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ def build_parser(description: str, default_output: str) -> argparse.ArgumentPars
         "--repeats",
         type=positive_int,
         default=None,
-        help="timed repetitions per measurement (default: 10, or 2 with --quick)",
+        help="timed repetitions per measurement (default: set by each benchmark, 2 with --quick)",
     )
     parser.add_argument(
         "--threads",
@@ -77,11 +78,16 @@ def resolve_output(args: argparse.Namespace, default_output: str) -> Path | None
     return RESULTS_DIR / default_output
 
 
-def resolve_repeats(args: argparse.Namespace) -> int:
-    """Return ``--repeats`` or its default for the mode."""
+def resolve_repeats(args: argparse.Namespace, full_default: int = 10) -> int:
+    """Return ``--repeats``, or 2 with ``--quick``, or the benchmark's ``full_default``."""
     if args.repeats is not None:
         return args.repeats
-    return 2 if args.quick else 10
+    return 2 if args.quick else full_default
+
+
+def progress(message: str) -> None:
+    """Print a timestamped progress line to stderr, apart from the report on stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def set_threads(threads: int) -> None:
@@ -94,16 +100,42 @@ class Timing:
     """Wall times of repeated calls.
 
     Attributes:
-        median_s: Median over the repeats, in seconds.
-        min_s: Fastest repeat, in seconds.
-        max_s: Slowest repeat, in seconds.
-        repeats: Number of timed calls.
+        samples_s: Every timed call in the order of the rounds, in seconds.
     """
 
-    median_s: float
-    min_s: float
-    max_s: float
-    repeats: int
+    samples_s: tuple[float, ...]
+
+    @property
+    def median_s(self) -> float:
+        """Median over the repeats, in seconds."""
+        return statistics.median(self.samples_s)
+
+    @property
+    def min_s(self) -> float:
+        """Fastest repeat, in seconds."""
+        return min(self.samples_s)
+
+    @property
+    def repeats(self) -> int:
+        """Number of timed calls."""
+        return len(self.samples_s)
+
+
+def median_ratio(numerator: Timing, denominator: Timing) -> float:
+    """Return the median over rounds of the ratio of two interleaved timings.
+
+    Both calls of a round ran back to back, so a burst of load from other
+    processes inflates numerator and denominator alike, and the ratio of each
+    round is steadier than the ratio of the two medians.
+    """
+    if numerator.repeats != denominator.repeats:
+        raise ValueError(
+            f"timings have {numerator.repeats} and {denominator.repeats} repeats; "
+            "ratios need timings from the same rounds"
+        )
+    return statistics.median(
+        top / bottom for top, bottom in zip(numerator.samples_s, denominator.samples_s, strict=True)
+    )
 
 
 def time_interleaved(
@@ -126,15 +158,7 @@ def time_interleaved(
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {
-        name: Timing(
-            median_s=statistics.median(times),
-            min_s=min(times),
-            max_s=max(times),
-            repeats=repeats,
-        )
-        for name, times in samples.items()
-    }
+    return {name: Timing(samples_s=tuple(times)) for name, times in samples.items()}
 
 
 def verdict(passed: bool) -> str:

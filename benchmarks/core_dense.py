@@ -84,12 +84,11 @@ def measure(quick: bool, dtype: torch.dtype, repeats: int) -> tuple[list[list[ob
     reference = methods[REFERENCE_METHOD]()
     scale = float(reference.abs().max())
     timings = _common.time_interleaved(methods, repeats, warmup=1)
-    reference_s = timings[REFERENCE_METHOD].median_s
 
     rows = []
     for name, timing in timings.items():
         difference = float((methods[name]() - reference).abs().max()) / scale
-        ratio = timing.median_s / reference_s
+        ratio = _common.median_ratio(timing, timings[REFERENCE_METHOD])
         is_ours = name in HESSFRAME_METHODS
         rows.append(
             [
@@ -125,15 +124,17 @@ def run(quick: bool, repeats: int, threads: int) -> str:
     _common.set_threads(threads)
     rows = []
     for dtype in (torch.float32, torch.float64):
+        _common.progress(f"timing dense Hessians in {dtype}")
         dtype_rows, _ = measure(quick, dtype, repeats)
         rows.extend(dtype_rows)
     lines = [
         "# Core benchmark: dense Hessian",
         "",
         *_common.environment_lines(threads, quick),
-        f"- timing: median of {repeats} calls per method, taken in interleaved rounds after "
-        "1 warm-up round; the difference column "
-        "compares each result with torch.func.hessian",
+        f"- timing: {repeats} interleaved rounds (every method once per round) after 1 warm-up "
+        "round. The ratio is the median over rounds of the method's time over "
+        "torch.func.hessian's time in the same round. The difference column compares each "
+        "result with torch.func.hessian.",
         "",
         HEADING,
         "",

@@ -41,6 +41,8 @@ from hessframe.curvature import AutodiffHessian
 
 DEFAULT_OUTPUT = "core_hvp.md"
 TARGET_RATIO = 2.5
+#: Timed rounds of a full run; one round takes milliseconds to a few tenths of a second.
+FULL_REPEATS = 50
 HESSFRAME_METHOD = "hessframe AutodiffHessian.matvec"
 GRADIENT_METHOD = "gradient (torch.autograd.grad)"
 PEER_METHODS = (
@@ -178,11 +180,11 @@ def measure(problem: Problem, repeats: int) -> tuple[list[list[object]], float]:
     disagreement = check_agreement(problem, methods)
 
     timings = _common.time_interleaved(methods, repeats, warmup=2)
-    gradient_s = timings[GRADIENT_METHOD].median_s
 
     rows = []
     for name, timing in timings.items():
-        ratio = timing.median_s / gradient_s
+        ratio = _common.median_ratio(timing, timings[GRADIENT_METHOD])
+        min_ratio = timing.min_s / timings[GRADIENT_METHOD].min_s
         if name == HESSFRAME_METHOD:
             target, result = f"≤ {TARGET_RATIO}", _common.verdict(ratio <= TARGET_RATIO)
         else:
@@ -196,6 +198,7 @@ def measure(problem: Problem, repeats: int) -> tuple[list[list[object]], float]:
                 timing.median_s * 1e3,
                 timing.min_s * 1e3,
                 ratio,
+                min_ratio,
                 target,
                 result,
             ]
@@ -211,6 +214,7 @@ HEADER = (
     "median ms",
     "min ms",
     "time / gradient",
+    "min / min gradient",
     "target",
     "result",
 )
@@ -223,6 +227,7 @@ def run(quick: bool, repeats: int, threads: int) -> str:
     rows = []
     notes = []
     for problem in (make_mlp_problem(quick), make_cnn_problem(quick)):
+        _common.progress(f"timing {problem.name}")
         problem_rows, disagreement = measure(problem, repeats)
         rows.extend(problem_rows)
         notes.append(
@@ -234,9 +239,11 @@ def run(quick: bool, repeats: int, threads: int) -> str:
         "# Core benchmark: Hessian-vector product cost",
         "",
         *_common.environment_lines(threads, quick),
-        f"- timing: median of {repeats} calls per method, taken in interleaved rounds after "
-        "2 warm-up rounds; "
-        "cross-entropy loss, float32, random inputs and vector",
+        f"- timing: {repeats} interleaved rounds (every method once per round) after 2 warm-up "
+        "rounds. `time / gradient` is the median over rounds of the method's time over the "
+        "gradient's time in the same round, and carries the verdict. `min / min gradient` "
+        "compares the fastest calls, the least disturbed by other processes.",
+        "- problem: cross-entropy loss, float32, random inputs and vector",
         "",
         HEADING,
         "",
@@ -256,7 +263,7 @@ def main(argv: list[str] | None = None) -> str:
     """Parse the command line, run, print and write the report, and return it."""
     parser = _common.build_parser(__doc__.splitlines()[0], DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
-    report = run(args.quick, _common.resolve_repeats(args), args.threads)
+    report = run(args.quick, _common.resolve_repeats(args, FULL_REPEATS), args.threads)
     print(report)
     _common.write_report(report, _common.resolve_output(args, DEFAULT_OUTPUT))
     return report
