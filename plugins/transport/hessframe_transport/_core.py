@@ -45,8 +45,12 @@ ANNEALING_COST_RANGE = 2000.0
 #: Marginal error at which an ε-scaling stage hands over to the next.
 ANNEALING_STOP_ERROR = 1e-3
 
-#: Steps in the log-potentials up to this size update the plan by scaling its
-#: rows and columns; larger ones rebuild it from the potentials.
+#: Steps whose largest growth max s_u + max s_v of the log-plan is at most this
+#: are evaluated and applied by scaling the rows and columns of the current
+#: plan, a tenth of the cost of the exponentials over the whole matrix, at a
+#: relative rounding error of a few machine epsilons per step. Larger steps
+#: rebuild the plan from the potentials, so that entries that underflowed to
+#: zero are accounted for.
 MAX_MULTIPLICATIVE_LOG_STEP = 5.0
 
 
@@ -289,26 +293,34 @@ def _newton_step(
 
     length = 1.0
     for _ in range(MAX_BACKTRACKS):
-        increase = dual_increase(
-            length * step_u,
-            length * step_v,
-            plan,
-            row_gradient,
-            column_gradient,
-            row_sums,
-            column_sums,
-        )
+        trial_u = length * step_u
+        trial_v = length * step_v
+        if trial_u.max() + trial_v.max() > MAX_MULTIPLICATIVE_LOG_STEP:
+            # Entries of P that underflowed to zero may grow by e^{s_u + s_v};
+            # only a plan rebuilt from the potentials accounts for them.
+            new_plan = plan_from_potentials(
+                state.log_u + trial_u, state.log_v + trial_v, scaled_cost
+            )
+            with np.errstate(invalid="ignore"):
+                increase = float(trial_u @ a + trial_v @ b - (new_plan.sum() - plan.sum()))
+            if not np.isfinite(increase):
+                increase = -np.inf
+        else:
+            new_plan = None
+            increase = dual_increase(
+                trial_u, trial_v, plan, row_gradient, column_gradient, row_sums, column_sums
+            )
         if increase >= ARMIJO_FRACTION * length * slope:
             break
         length *= options.line_search_shrink
     else:
         return 0.0
 
-    step_u *= length
-    step_v *= length
-    log_u = state.log_u + step_u
-    log_v = state.log_v + step_v
-    new_plan = _updated_plan(plan, step_u, step_v, log_u, log_v, scaled_cost)
+    log_u = state.log_u + trial_u
+    log_v = state.log_v + trial_v
+    if new_plan is None:
+        new_plan = plan * np.exp(trial_u)[:, None]
+        new_plan *= np.exp(trial_v)[None, :]
     new_error = marginal_error(new_plan, a, b)
     if not np.isfinite(new_error):
         return 0.0
@@ -327,26 +339,3 @@ def _newton_step(
         solution.relative_residual,
     )
     return length
-
-
-def _updated_plan(
-    plan: np.ndarray,
-    step_u: np.ndarray,
-    step_v: np.ndarray,
-    log_u: np.ndarray,
-    log_v: np.ndarray,
-    scaled_cost: np.ndarray,
-) -> np.ndarray:
-    """Return the plan of the new potentials.
-
-    For moderate steps the new plan is diag(e^{step_u}) P diag(e^{step_v}),
-    a product that costs a tenth of the exponentials over the whole matrix and
-    adds a relative rounding error of a few machine epsilons per step. Larger
-    steps rebuild the plan from the potentials, so that entries that underflowed
-    to zero can come back.
-    """
-    if max(np.abs(step_u).max(), np.abs(step_v).max()) > MAX_MULTIPLICATIVE_LOG_STEP:
-        return plan_from_potentials(log_u, log_v, scaled_cost)
-    new_plan = plan * np.exp(step_u)[:, None]
-    new_plan *= np.exp(step_v)[None, :]
-    return new_plan

@@ -26,10 +26,15 @@ LOG_SCALING_BOUND = 30.0
 def plan_from_potentials(
     log_u: np.ndarray, log_v: np.ndarray, scaled_cost: np.ndarray
 ) -> np.ndarray:
-    """Return P = exp(log_u[i] + log_v[j] − scaled_cost[i, j]) as a new array."""
+    """Return P = exp(log_u[i] + log_v[j] − scaled_cost[i, j]) as a new array.
+
+    Entries that overflow are infinite, without a warning: callers test the
+    plan, or a sum of it, for finiteness.
+    """
     plan = np.subtract(log_u[:, None], scaled_cost)
     plan += log_v[None, :]
-    np.exp(plan, out=plan)
+    with np.errstate(over="ignore"):
+        np.exp(plan, out=plan)
     return plan
 
 

@@ -68,7 +68,7 @@ def sinkhorn_newton_sparse(
     warmup_iterations: int | None = None,
     density: float | None = None,
     max_density: float = 1.0,
-    cg_tol: float = 1e-4,
+    cg_tol: float = 1e-3,
     cg_max_iter: int = 1000,
     line_search_shrink: float = 0.5,
     normalize: bool = False,
@@ -93,8 +93,14 @@ def sinkhorn_newton_sparse(
        preconditioned conjugate gradient, and picks the step length by
        backtracking (Armijo) line search on the dual objective. A step that
        the line search rejects is replaced by 10 Sinkhorn iterations, and the
-       density doubles (up to ``max_density``); the density also doubles after
-       a step that leaves more than a quarter of the marginal error.
+       density doubles (up to ``max_density``). The density also doubles after
+       a full-length step that leaves more than a quarter of the marginal error.
+
+    When the costs span more than 2000·reg (max M − min M > 2000 reg), both
+    phases first run at the entropic weights 10^K·reg, …, 10·reg, each to a
+    marginal error of 1e-3 and each starting from the potentials of the last
+    (ε-scaling). The iterations of every stage count against ``numItermax``,
+    and ``warmup_iterations`` applies to each stage.
 
     Rows of ``M`` where ``a`` is zero, and columns where ``b`` is zero, are
     left out of the iteration and get zero plan entries.
@@ -111,8 +117,8 @@ def sinkhorn_newton_sparse(
             step the line search rejects counts as one).
         stopThr: Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ < stopThr.
         log: Return a dictionary of diagnostics with the plan.
-        warmup_iterations: Sinkhorn iterations before the first Newton step;
-            None runs them until the marginal error is below 3e-2.
+        warmup_iterations: Sinkhorn iterations before the first Newton step of
+            each stage; None runs them until the marginal error is below 3e-2.
         density: Share of each row (and of each column) of the plan that the
             sparsified Hessian keeps, in (0, 1]; None means 2/max(n, m), about
             two entries per row and column, O(n + m) entries in all.
