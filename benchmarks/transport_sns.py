@@ -26,7 +26,7 @@ times and the median time is reported, since the fast runs are the most
 sensitive to other load on the machine.
 
 Peak memory is measured in a child process per solver and case, as the growth of
-the resident set size (``ru_maxrss``) over the run; the POT solvers run
+the peak resident set size (``VmHWM``) over the run; the POT solvers run
 ``MEMORY_ITERATIONS`` iterations there, which is enough because their working set
 is fixed after the first iteration. Each child needs its own imports, so this
 adds about a minute.
@@ -103,7 +103,7 @@ class Limits:
 
 @dataclass
 class Run:
-    """What one solver did on one case."""
+    """Iterations, time and final error of one solver on one case."""
 
     solver: str
     iterations: int
@@ -125,14 +125,14 @@ def l1_marginal_error(plan: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def random_assignment_case(n: int, reg: float, seed: int = 0) -> Case:
-    """Uniform marginals and a cost matrix of independent U(0, 1) entries."""
+    """Build uniform marginals and a cost matrix of independent U(0, 1) entries."""
     cost = np.random.default_rng(seed).uniform(size=(n, n))
     uniform = np.full(n, 1.0 / n)
     return Case(f"random assignment, n={n}", uniform, uniform.copy(), cost / cost.max(), reg)
 
 
 def digit_case(metric: str, reg: float, downsample: int = 1) -> Case:
-    """The shipped digit pair (28×28, pixels with mass only) under a scaled ground cost."""
+    """Build the shipped digit pair (28×28, pixels with mass only) under a scaled ground cost."""
     from hessframe_transport.cost import cost_matrix
     from hessframe_transport.io import read_measure
 
@@ -345,7 +345,7 @@ def measure_peak_mib(
 
 
 def memory_probe(request: dict, target: float) -> None:
-    """Child-process side of :func:`measure_peak_mib`: print the growth of ru_maxrss in MiB."""
+    """Child-process side of :func:`measure_peak_mib`: print the growth of the peak RSS in MiB."""
     quiet_solver_logs()
     case = build_case(request)
     solver = request["solver"]
@@ -355,10 +355,24 @@ def memory_probe(request: dict, target: float) -> None:
     if solver == EPSILON_SCALING:
         limits = Limits(max_iterations=200, max_seconds=600.0)
     SOLVERS[solver](random_assignment_case(20, 0.1), Limits(10, 10.0), target)  # warm-up
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_kib()
     SOLVERS[solver](case, limits, target)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024.0)  # ru_maxrss is in KiB on Linux
+    print((peak_rss_kib() - before) / 1024.0)
+
+
+def peak_rss_kib() -> float:
+    """Return the peak resident set size of this process in KiB.
+
+    Linux keeps ``ru_maxrss`` across ``exec``, so a child started by a large
+    parent would report the parent's peak. ``VmHWM`` in ``/proc/self/status``
+    belongs to the current address space only, so it is read where it exists.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
 # ----------------------------------------------------------------------------- report
@@ -535,7 +549,7 @@ MAIN_SOLVERS = [
 
 
 def case_specs(quick: bool) -> dict[str, dict]:
-    """The three main cases (keys random, w2, w1) and the two limit cases."""
+    """Return the three main cases (keys random, w2, w1) and the two limit cases."""
     n = 100 if quick else 500
     downsample = 4 if quick else 1
     large_n = 400 if quick else 2000
@@ -627,9 +641,9 @@ def main(argv: list[str] | None = None) -> None:
         f"or until it reaches {limits.max_iterations} iterations or {max_seconds:g} s. "
         "Ratios are the solver's iterations or time divided by those of SNS, so a ratio above "
         "1× means SNS needed less. SNS iterations are Sinkhorn plus Newton iterations. Peak "
-        "memory is the growth of the resident set size in a child process running the same "
-        f"call (POT solvers there run {MEMORY_ITERATIONS} iterations). How each solver is "
-        "stopped is described in the docstring of benchmarks/transport_sns.py.",
+        "memory is the growth of the peak resident set size (VmHWM) in a child process "
+        f"running the same call (POT solvers there run {MEMORY_ITERATIONS} iterations). "
+        "How each solver is stopped is described in the docstring of benchmarks/transport_sns.py.",
         "",
         "## Main cases",
         "",
