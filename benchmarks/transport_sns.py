@@ -613,6 +613,7 @@ def main(argv: list[str] | None = None) -> None:
         [Path(__file__).relative_to(REPO_ROOT).as_posix(), *sys.argv[1:]]
     )
 
+    environment = environment_lines(command)  # records the commit before the solver runs
     for solver in [*MAIN_SOLVERS, SINKHORN_PLAIN]:  # warm-up: imports and first-call costs
         SOLVERS[solver](random_assignment_case(20, 0.1), Limits(20, 5.0), target)
 
@@ -635,7 +636,7 @@ def main(argv: list[str] | None = None) -> None:
     report = [
         "# Sinkhorn-Newton-Sparse against POT and RegOT",
         "",
-        *environment_lines(command),
+        *environment,
         f"Every solver gets the same marginals and cost matrix (scaled to [0, 1]) and runs until "
         f"the L1 marginal error of its plan, recomputed by the benchmark, is below {target:g}, "
         f"or until it reaches {limits.max_iterations} iterations or {max_seconds:g} s. "

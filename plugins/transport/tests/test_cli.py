@@ -8,6 +8,7 @@ for the plan) on inputs read here with Pillow and numpy, independently of
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,13 @@ def test_mismatched_dimensions_are_rejected(small_images):
 
     assert result.exit_code == 2
     assert "SOURCE points have 2 coordinates but TARGET points have 3" in result.output
+
+
+def test_readme_python_examples_run(monkeypatch):
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.DOTALL)
+    monkeypatch.chdir(readme.parents[2])  # the examples read datasets/ from the repository root
+
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, str(readme), "exec"), {"__name__": "readme_example"})
