@@ -281,6 +281,8 @@ def eigen_section(problem: Problem, repeats: int) -> list[str]:
     values = [r.value for name in EIGEN_METHODS for r in runs[name]]
     spread = (max(values) - min(values)) / abs(reference)
     peer_seconds = min(summary[name].seconds for name in EIGEN_METHODS[1:])
+    fastest = {name: min(r.seconds for r in runs[name]) for name in EIGEN_METHODS}
+    peer_fastest = min(fastest[name] for name in EIGEN_METHODS[1:])
     targets = [
         [
             "all values agree to 1e-3 relative",
@@ -294,11 +296,12 @@ def eigen_section(problem: Problem, repeats: int) -> list[str]:
             _common.verdict(ours.products <= 0.5 * pyhessian.products),
         ],
         [
-            "hessframe wall time below both peers",
-            f"{ours.seconds:.3f} s vs fastest peer {peer_seconds:.3f} s "
-            f"(CPU {ours.cpu_seconds:.3f} s vs "
-            f"{min(summary[name].cpu_seconds for name in EIGEN_METHODS[1:]):.3f} s)",
-            _common.verdict(ours.seconds < peer_seconds),
+            "hessframe wall time below both peers (median and fastest seed)",
+            f"median {ours.seconds:.3f} s vs fastest peer {peer_seconds:.3f} s, fastest seed "
+            f"{fastest[EIGEN_METHODS[0]]:.3f} s vs {peer_fastest:.3f} s",
+            _common.verdict(
+                ours.seconds < peer_seconds and fastest[EIGEN_METHODS[0]] < peer_fastest
+            ),
         ],
     ]
     return [

@@ -186,7 +186,8 @@ def measure(problem: Problem, repeats: int) -> tuple[list[list[object]], float]:
         ratio = _common.median_ratio(timing, timings[GRADIENT_METHOD])
         min_ratio = timing.min_s / timings[GRADIENT_METHOD].min_s
         if name == HESSFRAME_METHOD:
-            target, result = f"≤ {TARGET_RATIO}", _common.verdict(ratio <= TARGET_RATIO)
+            passed = ratio <= TARGET_RATIO and min_ratio <= TARGET_RATIO
+            target, result = f"≤ {TARGET_RATIO}", _common.verdict(passed)
         else:
             target, result = "", ""
         rows.append(
@@ -241,8 +242,8 @@ def run(quick: bool, repeats: int, threads: int) -> str:
         *_common.environment_lines(threads, quick),
         f"- timing: {repeats} interleaved rounds (every method once per round) after 2 warm-up "
         "rounds. `time / gradient` is the median over rounds of the method's time over the "
-        "gradient's time in the same round, and carries the verdict. `min / min gradient` "
-        "compares the fastest calls, the least disturbed by other processes.",
+        "gradient's time in the same round. `min / min gradient` compares the fastest calls, "
+        "the least disturbed by other processes. A target passes only if both ratios meet it.",
         "- problem: cross-entropy loss, float32, random inputs and vector",
         "",
         HEADING,

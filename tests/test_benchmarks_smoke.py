@@ -58,6 +58,7 @@ def test_hvp_benchmark_reports_every_method(tmp_path: Path) -> None:
         assert methods == expected_methods
     for row in rows:
         assert finite(row["time / gradient"]), row
+        assert finite(row["min / min gradient"]), row
     verdicts = [row["result"] for row in rows if row["method"] == module.HESSFRAME_METHOD]
     assert set(verdicts) <= {"PASS", "FAIL"}
     assert len(verdicts) == 2
@@ -76,6 +77,7 @@ def test_dense_benchmark_reports_every_method(tmp_path: Path) -> None:
         assert methods == {module.REFERENCE_METHOD, *module.HESSFRAME_METHODS}
     for row in rows:
         assert finite(row["time / torch.func.hessian"]), row
+        assert finite(row["min / min torch.func.hessian"]), row
         # Every method builds the same matrix, up to float32 rounding.
         assert float(row["max abs difference / max abs H"]) < 1e-4, row
 
