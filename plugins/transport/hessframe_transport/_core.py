@@ -287,7 +287,7 @@ def _newton_step(
     step_v = solution.direction[n_rows:]
     slope = float(step_u @ row_gradient + step_v @ column_gradient)
     state.densities.append(sparse_plan.nnz / (n_rows * n_columns))
-    state.cg_iterations.append(solution.iterations)
+    state.cg_iterations.append(solution.cg_iterations)
     if not slope > 0.0:
         return 0.0
 
@@ -301,7 +301,7 @@ def _newton_step(
             new_plan = plan_from_potentials(
                 state.log_u + trial_u, state.log_v + trial_v, scaled_cost
             )
-            with np.errstate(invalid="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):
                 increase = float(trial_u @ a + trial_v @ b - (new_plan.sum() - plan.sum()))
             if not np.isfinite(increase):
                 increase = -np.inf
@@ -335,7 +335,7 @@ def _newton_step(
         new_error,
         length,
         state.densities[-1],
-        solution.iterations,
+        solution.cg_iterations,
         solution.relative_residual,
     )
     return length

@@ -20,10 +20,13 @@ Algorithm with Sparse Newton Iterations", ICLR 2024, Algorithm 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse
+import scipy.sparse.linalg
 
 #: Armijo constant: a step t is accepted when F rises by at least this share
 #: of the first-order prediction t ⟨∇F, d⟩.
@@ -100,12 +103,70 @@ def _largest_flat_indices(values: np.ndarray, count: int, axis: int) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class ConjugateGradientResult:
-    """Solution of B̃ d = rhs by preconditioned conjugate gradient."""
+class NewtonSystemSolution:
+    """Solution of the Newton system B̃ d = ∇F.
+
+    Attributes:
+        direction: d.
+        cg_iterations: Conjugate-gradient iterations spent.
+        relative_residual: ‖r‖/‖rhs‖ of d in the Jacobi-scaled system.
+        direct: Whether d came from an LU factorisation after conjugate
+            gradient missed its tolerance.
+    """
 
     direction: np.ndarray
-    iterations: int
+    cg_iterations: int
     relative_residual: float
+    direct: bool
+
+
+class _ScaledSystem:
+    """The Jacobi-scaled Newton matrix A = D^(-1/2) (B̃ + εI) D^(-1/2) = I + [[0, S], [Sᵀ, 0]]."""
+
+    def __init__(
+        self, row_sums: np.ndarray, column_sums: np.ndarray, sparse_plan: scipy.sparse.csr_matrix
+    ) -> None:
+        diagonal = np.concatenate([row_sums, column_sums])
+        diagonal += RELATIVE_SHIFT * diagonal.max()
+        self.scale = 1.0 / np.sqrt(diagonal)
+        self.n_rows = row_sums.shape[0]
+        self.dense_coupling: np.ndarray | None = None
+        self.off_diagonal: scipy.sparse.csr_matrix | None = None
+        n_rows, n_columns = sparse_plan.shape
+        if sparse_plan.nnz > DENSE_PRODUCT_DENSITY * n_rows * n_columns:
+            coupling = sparse_plan.toarray()
+            coupling *= self.scale[:n_rows, None]
+            coupling *= self.scale[None, n_rows:]
+            self.dense_coupling = coupling
+        else:
+            self.off_diagonal = _symmetric_off_diagonal(sparse_plan, self.scale)
+
+    def apply(self, vector: np.ndarray) -> np.ndarray:
+        """Return A vector."""
+        if self.off_diagonal is not None:
+            product = self.off_diagonal @ vector
+            product += vector
+            return product
+        n_rows = self.n_rows
+        product = vector.copy()
+        product[:n_rows] += self.dense_coupling @ vector[n_rows:]
+        product[n_rows:] += self.dense_coupling.T @ vector[:n_rows]
+        return product
+
+    def solve_directly(self, rhs: np.ndarray) -> np.ndarray | None:
+        """Return A⁻¹ rhs by LU factorisation, or None when the factorisation fails."""
+        size = rhs.shape[0]
+        try:
+            if self.off_diagonal is not None:
+                matrix = (self.off_diagonal + scipy.sparse.identity(size, format="csr")).tocsc()
+                return scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A").solve(rhs)
+            n_rows = self.n_rows
+            matrix = np.eye(size)
+            matrix[:n_rows, n_rows:] = self.dense_coupling
+            matrix[n_rows:, :n_rows] = self.dense_coupling.T
+            return scipy.linalg.solve(matrix, rhs, assume_a="sym")
+        except (RuntimeError, np.linalg.LinAlgError, ValueError):
+            return None
 
 
 def solve_newton_system(
@@ -115,63 +176,69 @@ def solve_newton_system(
     gradient: np.ndarray,
     tolerance: float,
     max_iterations: int,
-) -> ConjugateGradientResult:
+) -> NewtonSystemSolution:
     """Solve (B̃ + εI) d = gradient by Jacobi-preconditioned conjugate gradient.
 
     The Jacobi preconditioner is applied symmetrically: conjugate gradient runs
-    on D^(-1/2) (B̃ + εI) D^(-1/2), whose diagonal is one, with D the diagonal
-    of B̃ + εI. This is the same iteration as preconditioned conjugate gradient
-    with D, with one sparse product per iteration.
+    on A = D^(-1/2) (B̃ + εI) D^(-1/2), whose diagonal is one, with D the
+    diagonal of B̃ + εI. This is the same iteration as preconditioned conjugate
+    gradient with D. When the plan is close to a permutation, A is nearly
+    singular in many directions and conjugate gradient can stall. If it has not
+    reached ``tolerance`` after ``max_iterations`` iterations, A is factorised
+    (sparse LU with minimum-degree ordering, or dense LU above 10% density) and
+    the direct solution is used when its residual is smaller.
 
     Args:
         row_sums, column_sums: P1 and Pᵀ1, the diagonal of B̃.
         sparse_plan: The kept entries of P, the off-diagonal block of B̃.
         gradient: (a − P1, b − Pᵀ1), of length n + m.
-        tolerance: Stop when the preconditioned residual is at most
-            ``tolerance`` times the preconditioned right-hand side.
+        tolerance: Stop when the scaled residual is at most ``tolerance``
+            times the scaled right-hand side.
         max_iterations: Most conjugate-gradient iterations.
 
     Returns:
-        The direction d (the iterate of smallest residual when the tolerance
-        was not reached), the iterations spent and the relative residual of d.
+        The direction d (the iterate of smallest residual when neither solver
+        reached the tolerance) with how it was found.
     """
-    diagonal = np.concatenate([row_sums, column_sums])
-    diagonal += RELATIVE_SHIFT * diagonal.max()
-    scale = 1.0 / np.sqrt(diagonal)
-    n_rows = row_sums.shape[0]
-    n_kept = sparse_plan.nnz
-    if n_kept > DENSE_PRODUCT_DENSITY * sparse_plan.shape[0] * sparse_plan.shape[1]:
-        coupling = sparse_plan.toarray()
-        coupling *= scale[:n_rows, None]
-        coupling *= scale[None, n_rows:]
-
-        def apply(vector: np.ndarray) -> np.ndarray:
-            product = vector.copy()
-            product[:n_rows] += coupling @ vector[n_rows:]
-            product[n_rows:] += coupling.T @ vector[:n_rows]
-            return product
-
-    else:
-        off_diagonal = _symmetric_off_diagonal(sparse_plan, scale)
-
-        def apply(vector: np.ndarray) -> np.ndarray:
-            product = off_diagonal @ vector
-            product += vector
-            return product
-
-    rhs = scale * gradient
+    system = _ScaledSystem(row_sums, column_sums, sparse_plan)
+    rhs = system.scale * gradient
     rhs_norm = float(np.linalg.norm(rhs))
-    solution = np.zeros_like(rhs)
     if rhs_norm == 0.0:
-        return ConjugateGradientResult(solution, 0, 0.0)
+        return NewtonSystemSolution(np.zeros_like(rhs), 0, 0.0, False)
+
+    solution, iterations, residual_norm = _conjugate_gradient(
+        system.apply, rhs, tolerance * rhs_norm, max_iterations
+    )
+    relative_residual = residual_norm / rhs_norm
+    direct = False
+    if relative_residual > tolerance:
+        direct_solution = system.solve_directly(rhs)
+        if direct_solution is not None:
+            direct_residual = float(np.linalg.norm(rhs - system.apply(direct_solution))) / rhs_norm
+            if direct_residual < relative_residual:
+                solution, relative_residual, direct = direct_solution, direct_residual, True
+    return NewtonSystemSolution(system.scale * solution, iterations, relative_residual, direct)
+
+
+def _conjugate_gradient(
+    apply: Callable[[np.ndarray], np.ndarray],
+    rhs: np.ndarray,
+    threshold: float,
+    max_iterations: int,
+) -> tuple[np.ndarray, int, float]:
+    """Run conjugate gradient from zero until the residual norm is at most ``threshold``.
+
+    Returns:
+        The iterate of smallest residual, the iterations spent and that residual's norm.
+    """
+    solution = np.zeros_like(rhs)
     residual = rhs.copy()
     search = residual.copy()
     residual_dot = float(residual @ residual)
     best_solution = solution.copy()
     best_residual_dot = residual_dot
-    threshold = (tolerance * rhs_norm) ** 2
     iterations = 0
-    while iterations < max_iterations and residual_dot > threshold:
+    while iterations < max_iterations and residual_dot > threshold * threshold:
         product = apply(search)
         curvature = float(search @ product)
         if curvature <= 0.0:
@@ -187,9 +254,7 @@ def solve_newton_system(
         search *= new_residual_dot / residual_dot
         search += residual
         residual_dot = new_residual_dot
-    return ConjugateGradientResult(
-        scale * best_solution, iterations, float(np.sqrt(best_residual_dot)) / rhs_norm
-    )
+    return best_solution, iterations, float(np.sqrt(best_residual_dot))
 
 
 def _symmetric_off_diagonal(
