@@ -68,13 +68,76 @@ def test_forward_and_reverse_modes_agree(hessian_case: HessianCase) -> None:
     assert reverse.active_mode == REVERSE_OVER_REVERSE
 
 
-def test_auto_mode_uses_forward_over_reverse_when_supported(hessian_case: HessianCase) -> None:
+def test_both_modes_match_dense_hessian(hessian_case: HessianCase) -> None:
+    v = torch.randn(hessian_case.size, generator=torch.Generator().manual_seed(9), dtype=DTYPE)
+    truth = hessian_case.dense @ v
+
+    for mode in (FORWARD_OVER_REVERSE, REVERSE_OVER_REVERSE):
+        product = hessian_case.provider(mode=mode).matvec(v)
+
+        assert torch.allclose(product, truth, rtol=1e-10, atol=1e-12), mode
+
+
+def test_auto_mode_picks_working_strategy(hessian_case: HessianCase) -> None:
+    v = torch.randn(hessian_case.size, generator=torch.Generator().manual_seed(9), dtype=DTYPE)
     provider = hessian_case.provider()
     assert provider.active_mode is None
 
-    provider.matvec(torch.ones(hessian_case.size, dtype=DTYPE))
+    first = provider.matvec(v)
+    second = provider.matvec(v)
+
+    assert provider.active_mode in (FORWARD_OVER_REVERSE, REVERSE_OVER_REVERSE)
+    assert torch.allclose(first, hessian_case.dense @ v, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(second, hessian_case.dense @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_auto_mode_keeps_reverse_on_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    case = build_case("mlp")
+    v = torch.ones(case.size, dtype=DTYPE)
+    provider = case.provider()
+
+    with caplog.at_level(logging.INFO, logger="hessframe.curvature.autodiff"):
+        product = provider.matvec(v)
+
+    assert provider.active_mode == REVERSE_OVER_REVERSE
+    assert torch.allclose(product, case.dense @ v, rtol=1e-10, atol=1e-12)
+    choices = [r.getMessage() for r in caplog.records if "agree" in r.getMessage()]
+    assert len(choices) == 1
+    assert "using reverse-over-reverse" in choices[0]
+
+
+def test_auto_mode_repeats_bit_for_bit(module_case: HessianCase) -> None:
+    v = torch.randn(module_case.size, generator=torch.Generator().manual_seed(4), dtype=DTYPE)
+
+    first = module_case.provider().matvec(v)
+    second = module_case.provider().matvec(v)
+
+    assert torch.equal(first, second)
+
+
+def _cube_without_double_backward(x: torch.Tensor) -> torch.Tensor:
+    return _CubeWithoutDoubleBackward.apply(x).sum()
+
+
+def test_auto_mode_keeps_forward_when_reverse_disagrees(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    x = torch.tensor([1.0, 2.0, -0.5], dtype=DTYPE)
+    truth = torch.diag(6 * x)
+    # The once_differentiable backward cuts the graph of the gradient, so
+    # reverse-over-reverse products come out zero without an error.
+    reverse = AutodiffHessian(_cube_without_double_backward, x, mode=REVERSE_OVER_REVERSE)
+    assert torch.equal(reverse.to_dense(), torch.zeros(3, 3, dtype=DTYPE))
+    provider = AutodiffHessian(_cube_without_double_backward, x)
+
+    with caplog.at_level(logging.INFO, logger="hessframe.curvature.autodiff"):
+        dense = provider.to_dense()
 
     assert provider.active_mode == FORWARD_OVER_REVERSE
+    assert torch.allclose(dense, truth, rtol=1e-12)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "using forward-over-reverse" in warnings[0].getMessage()
 
 
 def test_value_and_gradient_match_objective(hessian_case: HessianCase) -> None:
@@ -156,6 +219,94 @@ class _CubeWithoutJvp(torch.autograd.Function):
         return 3 * x**2 * grad_output
 
 
+class _CubeWithoutDoubleBackward(torch.autograd.Function):
+    """x³ with a jvp formula and a backward formula that cannot be differentiated again."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * grad_output
+
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * tangent
+
+
+class _SquareWithoutBackward(torch.autograd.Function):
+    """x² with a jvp formula and a backward that raises NotImplementedError."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x**2
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("_SquareWithoutBackward has no backward formula")
+
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 2 * x * tangent
+
+
+class _CubeWithSquareInBackward(torch.autograd.Function):
+    """x³ whose backward 3 x² g uses x² without a backward, so it has no second derivative."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 3 * _SquareWithoutBackward.apply(x) * grad_output
+
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * tangent
+
+
+def test_auto_mode_falls_back_to_forward(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    x = torch.tensor([1.0, 2.0, -0.5], dtype=DTYPE)
+    reverse = AutodiffHessian(
+        lambda point: _CubeWithSquareInBackward.apply(point).sum(), x, mode=REVERSE_OVER_REVERSE
+    )
+    with pytest.raises(NotImplementedError, match="no backward formula"):
+        reverse.matvec(torch.ones(3, dtype=DTYPE))
+    provider = AutodiffHessian(lambda point: _CubeWithSquareInBackward.apply(point).sum(), x)
+
+    with caplog.at_level(logging.INFO, logger="hessframe.curvature.autodiff"):
+        dense = provider.to_dense()
+
+    assert provider.active_mode == FORWARD_OVER_REVERSE
+    assert torch.allclose(dense, torch.diag(6 * x), rtol=1e-12)
+    fallback_logs = [r for r in caplog.records if "using forward-over-reverse" in r.getMessage()]
+    assert len(fallback_logs) == 1
+
+
 class _CubeWithoutVmap(torch.autograd.Function):
     """x³ with backward and jvp formulas but no vmap rule."""
 
@@ -191,7 +342,9 @@ def test_auto_mode_falls_back_for_function_without_jvp() -> None:
 
 def test_matmat_loops_when_vmap_fails(caplog: pytest.LogCaptureFixture) -> None:
     x = torch.tensor([1.0, 2.0, -0.5], dtype=DTYPE)
-    provider = AutodiffHessian(lambda point: _CubeWithoutVmap.apply(point).sum(), x)
+    provider = AutodiffHessian(
+        lambda point: _CubeWithoutVmap.apply(point).sum(), x, mode=FORWARD_OVER_REVERSE
+    )
     block = torch.tensor([[1.0, 0.0], [2.0, 1.0], [0.0, 3.0]], dtype=DTYPE)
 
     with caplog.at_level(logging.INFO, logger="hessframe.curvature.autodiff"):
@@ -309,6 +462,69 @@ def test_flat_parameters_match_model(module_case: HessianCase) -> None:
 
     assert torch.equal(provider.x, module_case.x)
     assert provider.num_samples == len(module_case.loader.dataset)
+
+
+# ----------------------------------------------------------------------
+# Kept gradient graphs
+
+
+class _CountingData:
+    """Batches of a list, counting how often they are read."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches = batches
+        self.passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.batches)
+
+
+def test_graph_kept_by_default_only_for_one_term() -> None:
+    model, inputs, targets = _mlp_and_data()
+    loss_fn = nn.CrossEntropyLoss()
+
+    one_batch = AutodiffHessian.from_module(model, loss_fn, (inputs, targets))
+    two_batches = AutodiffHessian.from_module(
+        model, loss_fn, [(inputs[:5], targets[:5]), (inputs[5:], targets[5:])]
+    )
+    function = build_case("quadratic").provider()
+
+    assert one_batch.retain_graph
+    assert not two_batches.retain_graph
+    assert function.retain_graph
+
+
+@pytest.mark.parametrize("retain_graph", [True, False])
+def test_kept_and_rebuilt_graphs_match_dense(retain_graph: bool) -> None:
+    model, inputs, targets = _mlp_and_data()
+    truth = _full_data_hessian(model, inputs, targets)
+    data = _CountingData([(inputs[i : i + 4], targets[i : i + 4]) for i in range(0, 11, 4)])
+    provider = AutodiffHessian.from_module(
+        model,
+        nn.CrossEntropyLoss(),
+        data,
+        mode=REVERSE_OVER_REVERSE,
+        retain_graph=retain_graph,
+    )
+    passes_to_build = data.passes
+    generator = torch.Generator().manual_seed(3)
+    vectors = [torch.randn(provider.size, generator=generator, dtype=DTYPE) for _ in range(3)]
+
+    products = [provider.matvec(v) for v in vectors]
+    dense = provider.to_dense()
+
+    for v, product in zip(vectors, products, strict=True):
+        assert torch.allclose(product, truth @ v, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(dense, truth, rtol=1e-10, atol=1e-12)
+    # Kept graphs need the data once; rebuilt ones read it for every product.
+    expected_passes = 1 if retain_graph else len(vectors) + 1
+    assert data.passes - passes_to_build == expected_passes
+
+
+def test_invalid_retain_graph_rejected() -> None:
+    with pytest.raises(InvalidArgumentError, match="retain_graph must be True, False or None"):
+        AutodiffHessian(lambda x: x.sum(), torch.ones(2, dtype=DTYPE), retain_graph="yes")
 
 
 # ----------------------------------------------------------------------

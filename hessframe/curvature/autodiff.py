@@ -8,17 +8,23 @@ which costs about as much as one gradient and is exact up to floating point
 (Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation
 6(1):147-160, 1994, doi:10.1162/neco.1994.6.1.147). PyTorch offers it two ways:
 
-- forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad``: the
-  cheapest, and what ``torch.func.hessian`` uses;
+- forward-over-reverse: the gradient is computed by ``torch.autograd.grad``
+  at dual numbers x + εv of ``torch.autograd.forward_ad``, and the tangent of
+  the gradient is H v (blocks of vectors use ``torch.func.vmap`` over
+  ``torch.func.jvp`` of ``torch.func.grad``, as ``torch.func.hessian`` does);
 - reverse-over-reverse, a second ``torch.autograd.grad`` through the graph of
-  the first (``create_graph=True``), which uses Hᵀ = H.
+  the first (``create_graph=True``), which uses Hᵀ = H. The graph of ∇f does
+  not depend on v, so it can be kept and reused by every later product, which
+  then costs one backward pass.
 
 PyTorch covers more operators in reverse mode than in forward mode, as the
 ``torch.func.hessian`` documentation warns. For example ``torch.cdist`` has no
 forward-mode derivative in torch 2.14.
 
-:class:`AutodiffHessian` uses the first and, in mode ``"auto"``, falls back to
-the second the first time an operator lacks a forward-mode derivative.
+:class:`AutodiffHessian` tries forward-over-reverse first. In mode ``"auto"``
+it falls back to reverse-over-reverse when an operator lacks a forward-mode
+derivative. When both work, it keeps reverse-over-reverse on the CPU, where it
+was the faster in every case measured, and forward-over-reverse elsewhere.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 
 from hessframe.curvature.base import DEFAULT_MAX_DENSE_SIZE, Capabilities, CurvatureProvider
 from hessframe.errors import InvalidArgumentError, NondeterministicModelError
@@ -58,18 +65,62 @@ _UNSUPPORTED_ERRORS = (NotImplementedError, RuntimeError)
 
 @dataclass(frozen=True)
 class _Term:
-    """One summand w·f(x) of the objective: the whole function, or one batch of data.
+    """One summand w·f(θ) of the objective: the whole function, or one batch of data.
 
     Attributes:
         label: Where the term comes from, as messages append it to the step that
             failed ("of func at x", "on batch 3").
         weight: w, the term's weight in the sum.
-        objective: f, a function of the flat point returning a 0-d tensor.
+        evaluate: f, called with one tensor per piece of the point (the flat
+            point itself, or one tensor per parameter) and returning a 0-d tensor.
     """
 
     label: str
     weight: float
-    objective: Callable[[torch.Tensor], torch.Tensor]
+    evaluate: Callable[..., torch.Tensor]
+
+
+class _Layout:
+    """The split of a flat vector of length n into the pieces that ``_Term.evaluate`` takes."""
+
+    def __init__(self, shapes: Sequence[torch.Size]) -> None:
+        self.shapes = tuple(torch.Size(shape) for shape in shapes)
+        self.numels = tuple(shape.numel() for shape in self.shapes)
+
+    def split(self, flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return views of a flat vector in the shapes of the pieces."""
+        pieces = torch.split(flat, self.numels)
+        return tuple(piece.view(shape) for piece, shape in zip(pieces, self.shapes, strict=True))
+
+    def split_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return a (k, n) block as pieces of shape (k, *piece shape)."""
+        pieces = torch.split(rows, self.numels, dim=1)
+        return tuple(
+            piece.reshape(rows.shape[0], *shape)
+            for piece, shape in zip(pieces, self.shapes, strict=True)
+        )
+
+    def join(self, pieces: Sequence[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
+        """Concatenate pieces (None for a zero piece) into a flat vector like ``like``."""
+        if len(pieces) == 1 and pieces[0] is not None:
+            return pieces[0].reshape(-1)
+        return torch.cat(
+            [
+                like.new_zeros(numel) if piece is None else piece.reshape(-1)
+                for piece, numel in zip(pieces, self.numels, strict=True)
+            ]
+        )
+
+    def join_rows(self, pieces: Sequence[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
+        """Concatenate pieces of shape (k, *piece shape) into a (k, n) block like ``like``."""
+        rows = like.shape[0]
+        return torch.cat(
+            [
+                like.new_zeros(rows, numel) if piece is None else piece.reshape(rows, numel)
+                for piece, numel in zip(pieces, self.numels, strict=True)
+            ],
+            dim=1,
+        )
 
 
 class AutodiffHessian(CurvatureProvider):
@@ -78,27 +129,66 @@ class AutodiffHessian(CurvatureProvider):
     H = ∇²f(x) for ``func`` f mapping a flat tensor of length n to a 0-d
     tensor. The matrix is never formed unless :meth:`to_dense` is called.
 
+    How mode ``"auto"`` picks a strategy, on the first product and then for
+    every product of the provider:
+
+    1. Forward-over-reverse, the default strategy, is tried on the first
+       term (the function, or the first batch of data). If it raises
+       NotImplementedError or RuntimeError, as for an operator without a
+       forward-mode derivative, reverse-over-reverse is used.
+    2. Otherwise reverse-over-reverse is tried on the same term. If it
+       raises, forward-over-reverse is used.
+    3. If both work but their products differ by more than √eps times the
+       norm of the forward-over-reverse product, forward-over-reverse is
+       used and a warning logged. This catches a backward formula that
+       cannot be differentiated again (``once_differentiable``), which can
+       make reverse-over-reverse products zero without an error.
+    4. Otherwise, on the CPU, reverse-over-reverse is kept, and on other
+       devices forward-over-reverse. The choice is logged at INFO.
+
+    The check costs two extra products of one term, once. The rule is fixed
+    rather than timed, so the same inputs give the same bits on every run.
+    Reverse-over-reverse was the faster on the CPU for every network
+    measured (``benchmarks/core_hvp.py``, and the digits MLP of
+    :mod:`hessframe.digits` with torch 2.14.1 and one thread): by about 1.5
+    times on the digits MLP with its graph rebuilt, and by 2 to 7 times on the
+    benchmark's CNN and MLP with one batch, whose kept graph (see
+    ``retain_graph``) leaves one backward pass per product. :attr:`active_mode`
+    states the choice.
+
+    NOTE: the choice of forward-over-reverse off the CPU follows
+    ``torch.func.hessian`` and was not timed here.
+
     Args:
         func: The objective, a function of one flat tensor returning a 0-d
             floating tensor. It must be differentiable twice by PyTorch.
         x: The point, a flat floating tensor. It is detached and copied, so
             later changes to the caller's tensor do not affect H and the
             provider never modifies it.
-        mode: ``"forward-over-reverse"`` (``torch.func.jvp`` of
-            ``torch.func.grad``), ``"reverse-over-reverse"`` (double backward
-            with ``torch.autograd``), or ``"auto"``: forward-over-reverse, and
-            reverse-over-reverse from the first product on if forward mode
-            fails with NotImplementedError or RuntimeError.
+        mode: ``"forward-over-reverse"`` (the gradient at dual numbers of
+            ``torch.autograd.forward_ad``), ``"reverse-over-reverse"`` (double
+            backward with ``torch.autograd``), or ``"auto"``, which picks one of
+            them on the first product as described above.
         dense_chunk_size: Identity columns multiplied at once by
             :meth:`to_dense`. Defaults to ``min(n, max(1, 2**20 // n))``,
             which keeps each block of columns and their products at about
             2**20 entries. Lower it when one product of the objective needs
             much memory, because a block costs that memory once per column.
+        retain_graph: Keep the autograd graph of ∇f that reverse-over-reverse
+            products differentiate, so that later products skip the forward
+            and first backward pass (about half the cost). The graph stays in
+            memory as long as the provider. The default None keeps it when
+            the objective has one term: always for ``func``, and for
+            ``from_module`` when the data has one batch. One kept graph takes
+            no more memory than one product needs anyway. True keeps the
+            graph of every batch (memory grows with the data, and the data is
+            read only once); False rebuilds the graph for every product.
 
     Raises:
         InvalidArgumentError: ``func`` is not callable, or returns something
             other than a 0-d floating tensor; ``x`` is not a non-empty flat
-            floating tensor; ``mode`` or ``dense_chunk_size`` is invalid.
+            floating tensor; ``mode``, ``dense_chunk_size`` or ``retain_graph``
+            is invalid.
         NonFiniteError: The value or the gradient of ``func`` at ``x`` is NaN
             or infinite.
     """
@@ -112,6 +202,7 @@ class AutodiffHessian(CurvatureProvider):
         *,
         mode: str = "auto",
         dense_chunk_size: int | None = None,
+        retain_graph: bool | None = None,
     ) -> None:
         if not callable(func):
             raise InvalidArgumentError(
@@ -120,9 +211,21 @@ class AutodiffHessian(CurvatureProvider):
             )
         point = _check_point(x)
         term = _Term("of func at x", 1.0, func)
-        self._setup(point, mode, dense_chunk_size, terms=lambda: iter((term,)))
+        self._setup(
+            point,
+            _Layout([point.shape]),
+            mode,
+            dense_chunk_size,
+            retain_graph,
+            num_terms=1,
+            terms=lambda: iter((term,)),
+        )
         self._value, self._gradient = _value_and_gradient(
-            func, point, value_name="value of func at x", gradient_name="gradient of func at x"
+            func,
+            self._leaves,
+            self._layout,
+            value_name="value of func at x",
+            gradient_name="gradient of func at x",
         )
 
     @classmethod
@@ -136,6 +239,7 @@ class AutodiffHessian(CurvatureProvider):
         check_determinism: bool = True,
         mode: str = "auto",
         dense_chunk_size: int | None = None,
+        retain_graph: bool | None = None,
     ) -> AutodiffHessian:
         """Build the Hessian of a model's mean loss over a data set w.r.t. its parameters.
 
@@ -147,9 +251,10 @@ class AutodiffHessian(CurvatureProvider):
         its batch (as ``nn.CrossEntropyLoss()`` and ``nn.MSELoss()`` do by
         default), so that batches of unequal size are weighted by their size
         and L is the loss of the whole data set in one batch. The model is
-        called through ``torch.func.functional_call`` with θ unflattened into
-        its parameters, so the model itself is never modified. Products run
-        batch by batch and add up, so their memory is bounded by one batch.
+        called through ``torch.func.functional_call`` with θ split into its
+        parameters, so the model itself is never modified. Products run
+        batch by batch and add up, so their memory is bounded by one batch
+        unless ``retain_graph=True``.
 
         Args:
             model: The network. Put it in evaluation mode (``model.eval()``)
@@ -160,9 +265,10 @@ class AutodiffHessian(CurvatureProvider):
                 batches, or one ``(inputs, targets)`` tuple. ``inputs`` is
                 passed to the model as its only argument and its first
                 dimension counts the samples. A re-iterable (a list, a
-                DataLoader) is iterated again for every product and must yield
-                the same samples each time; a one-shot iterator (a generator)
-                is read once into a list.
+                DataLoader) must yield the same samples each time, because it
+                is iterated again for every product unless the graphs of all
+                batches are kept. A one-shot iterator (a generator) is read
+                once into a list.
             params: Names (as in ``model.named_parameters()``) of the
                 parameters θ to differentiate, in this order. Defaults to all
                 parameters with ``requires_grad``, in the model's order.
@@ -172,6 +278,7 @@ class AutodiffHessian(CurvatureProvider):
                 evaluate the first batch twice and reject different outputs.
             mode: As for :class:`AutodiffHessian`.
             dense_chunk_size: As for :class:`AutodiffHessian`.
+            retain_graph: As for :class:`AutodiffHessian`.
 
         Returns:
             The provider. Its ``x`` is the flat parameter vector θ, and
@@ -182,8 +289,9 @@ class AutodiffHessian(CurvatureProvider):
             InvalidArgumentError: ``model`` is not a module, ``loss_fn`` is not
                 callable or returns something other than a 0-d tensor, ``data``
                 is empty or holds a batch that is not an (inputs, targets) pair
-                of tensors, ``params`` names an unknown or repeated parameter, or
-                the parameters differ in dtype or device.
+                of tensors, ``params`` names an unknown or repeated parameter,
+                the parameters differ in dtype or device, or ``mode``,
+                ``dense_chunk_size`` or ``retain_graph`` is invalid.
             NondeterministicModelError: ``check_determinism`` is on and the
                 model's outputs are random.
             NonFiniteError: The loss or its gradient on some batch is NaN or
@@ -210,16 +318,30 @@ class AutodiffHessian(CurvatureProvider):
             batches.reject_random_outputs(point)
 
         provider = cls.__new__(cls)
-        provider._setup(point, mode, dense_chunk_size, terms=batches.terms)
-        provider._value, provider._gradient = batches.mean_value_and_gradient(point)
+        provider._setup(
+            point,
+            _Layout(batches.shapes),
+            mode,
+            dense_chunk_size,
+            retain_graph,
+            num_terms=batches.num_batches,
+            terms=batches.terms,
+        )
+        provider._value, provider._gradient = batches.mean_value_and_gradient(
+            provider._leaves, provider._layout
+        )
         provider._batches = batches
         return provider
 
     def _setup(
         self,
         point: torch.Tensor,
+        layout: _Layout,
         mode: str,
         dense_chunk_size: int | None,
+        retain_graph: bool | None,
+        *,
+        num_terms: int,
         terms: Callable[[], Iterator[_Term]],
     ) -> None:
         if mode not in MODES:
@@ -232,15 +354,29 @@ class AutodiffHessian(CurvatureProvider):
             raise InvalidArgumentError(
                 f"dense_chunk_size must be a positive integer or None, got {dense_chunk_size!r}"
             )
+        if retain_graph is not None and not isinstance(retain_graph, bool):
+            raise InvalidArgumentError(
+                f"retain_graph must be True, False or None, got {retain_graph!r}"
+            )
         super().__init__(point.numel(), point.dtype, point.device)
 
         self._point = point
+        self._layout = layout
+        # Leaf copies of the pieces of the point, made once: every product
+        # differentiates at them, and a kept graph refers to them.
+        self._leaves = tuple(
+            piece.detach().clone().requires_grad_(True) for piece in layout.split(point)
+        )
         self._terms = terms
         self._batches: _ModuleBatches | None = None
+        self._retain_graph = num_terms == 1 if retain_graph is None else retain_graph
+        # Kept when retain_graph: the terms once read, and the gradient graph per term index.
+        self._kept_terms: list[_Term] | None = None
+        self._graphs: dict[int, _GradientGraph] = {}
         self.mode = mode
         # The strategy in use: fixed by ``mode``, or by the first product when "auto".
         self._active_mode = None if mode == "auto" else mode
-        # Per strategy: None until tried, then whether torch.func.vmap works for it.
+        # Per strategy: None until tried, then whether a vectorised block product works.
         self._vmap_works: dict[str, bool | None] = {
             FORWARD_OVER_REVERSE: None,
             REVERSE_OVER_REVERSE: None,
@@ -283,6 +419,11 @@ class AutodiffHessian(CurvatureProvider):
         return self._active_mode
 
     @property
+    def retain_graph(self) -> bool:
+        """Whether reverse-over-reverse products keep and reuse the graph of ∇f."""
+        return self._retain_graph
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
         """Names of the parameters in ``x``, in order (``from_module`` only, else empty)."""
         return () if self._batches is None else self._batches.names
@@ -309,6 +450,42 @@ class AutodiffHessian(CurvatureProvider):
     # ------------------------------------------------------------------
     # Products
 
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """Multiply H with a vector.
+
+        Args:
+            v: Flat tensor of length ``size`` with the provider's dtype and device.
+
+        Returns:
+            H v, a flat tensor like ``v``.
+
+        Raises:
+            InvalidArgumentError: ``v`` has the wrong shape, dtype or device.
+            NonFiniteError: The product contains NaN or infinity; the message
+                names the first term (batch) whose product does.
+        """
+        self.check_vector(v, "v")
+        return self._matvec(v)
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """Multiply H with a block of vectors.
+
+        Args:
+            V: Tensor of shape (size, k) with the provider's dtype and device.
+
+        Returns:
+            H V, of shape (size, k).
+
+        Raises:
+            InvalidArgumentError: ``V`` has the wrong shape, dtype or device.
+            NonFiniteError: The product contains NaN or infinity; the message
+                names the first term (batch) whose product does.
+        """
+        self.check_block(V, "V")
+        if V.shape[1] == 0:
+            return V.clone()
+        return self._matmat(V)
+
     def _matvec(self, v: torch.Tensor) -> torch.Tensor:
         return self._sum_over_terms(v, batched=False)
 
@@ -317,73 +494,159 @@ class AutodiffHessian(CurvatureProvider):
 
     def _sum_over_terms(self, tangents: torch.Tensor, *, batched: bool) -> torch.Tensor:
         total = torch.zeros_like(tangents)
-        for term in self._terms():
-            product = self._product_with_fallback(term, tangents, batched=batched)
-            product = product.detach()
-            self.check_finite(product, f"Hessian-vector product {term.label}")
+        for index, term in self._indexed_terms():
+            if self._active_mode is None:
+                self._choose_mode(index, term, tangents[:, 0] if batched else tangents)
+            product = self._product(index, term, tangents, batched=batched)
             total.add_(product, alpha=term.weight)
-        if self._batches is not None:
-            self._batches.check_pass_complete()
+
+        # One check of the sum instead of one per term, because a NaN or an
+        # infinity in any term's product leaves the sum non-finite.
+        if not bool(torch.isfinite(total).all()):
+            self._raise_non_finite(tangents, batched=batched)
         return total
 
-    def _product_with_fallback(
-        self, term: _Term, tangents: torch.Tensor, *, batched: bool
-    ) -> torch.Tensor:
-        """Return ∇²f tangents for one term, settling the strategy in mode "auto"."""
-        if self._active_mode is not None:
-            return self._product(term, tangents, batched=batched, mode=self._active_mode)
+    def _indexed_terms(self) -> Iterator[tuple[int, _Term]]:
+        """Yield the terms with their indices: the kept ones, or read anew from the data."""
+        if self._kept_terms is not None:
+            yield from enumerate(self._kept_terms)
+            return
 
+        read = []
+        for index, term in enumerate(self._terms()):
+            read.append(term)
+            yield index, term
+        if self._batches is not None:
+            self._batches.check_pass_complete()
+        if self._retain_graph:
+            self._kept_terms = read
+
+    def _raise_non_finite(self, tangents: torch.Tensor, *, batched: bool) -> None:
+        """Raise NonFiniteError naming the first term whose product is not finite."""
+        for index, term in self._indexed_terms():
+            product = self._product(index, term, tangents, batched=batched)
+            self.check_finite(product, f"Hessian-vector product {term.label}")
+        self.check_finite(torch.full((), math.nan), "Hessian-vector product")
+
+    def _choose_mode(self, index: int, term: _Term, vector: torch.Tensor) -> None:
+        """Settle the strategy of mode "auto" on one term, as the class docstring states."""
         try:
-            product = self._product(term, tangents, batched=batched, mode=FORWARD_OVER_REVERSE)
+            forward = self._product(index, term, vector, batched=False, mode=FORWARD_OVER_REVERSE)
         except _UNSUPPORTED_ERRORS as forward_error:
             if isinstance(forward_error, torch.OutOfMemoryError):
                 raise
-            product = self._product(term, tangents, batched=batched, mode=REVERSE_OVER_REVERSE)
             logger.info(
                 "forward-over-reverse Hessian-vector products failed (%s: %s); "
                 "using reverse-over-reverse for every product of this provider",
                 type(forward_error).__name__,
-                str(forward_error).splitlines()[0] if str(forward_error) else "",
+                _first_line(forward_error),
             )
             self._active_mode = REVERSE_OVER_REVERSE
-            return product
+            return
 
-        self._active_mode = FORWARD_OVER_REVERSE
-        return product
+        try:
+            reverse = self._product(index, term, vector, batched=False, mode=REVERSE_OVER_REVERSE)
+        except _UNSUPPORTED_ERRORS as reverse_error:
+            if isinstance(reverse_error, torch.OutOfMemoryError):
+                raise
+            logger.info(
+                "reverse-over-reverse Hessian-vector products failed (%s: %s); "
+                "using forward-over-reverse for every product of this provider",
+                type(reverse_error).__name__,
+                _first_line(reverse_error),
+            )
+            self._active_mode = FORWARD_OVER_REVERSE
+            return
+
+        tolerance = math.sqrt(torch.finfo(forward.dtype).eps)
+        difference = float(torch.linalg.vector_norm(forward - reverse))
+        if not difference <= tolerance * float(torch.linalg.vector_norm(forward)):
+            logger.warning(
+                "forward-over-reverse and reverse-over-reverse Hessian-vector products %s "
+                "differ by %.3e in norm, more than rounding explains; using "
+                "forward-over-reverse for every product of this provider. A backward formula "
+                "that cannot be differentiated again (once_differentiable) can make "
+                "reverse-over-reverse products silently zero",
+                term.label,
+                difference,
+            )
+            self._active_mode = FORWARD_OVER_REVERSE
+            return
+
+        # A fixed rule instead of timing both, so that the same inputs give the
+        # same bits on every run whatever the machine's load.
+        if self.device.type == "cpu":
+            self._active_mode = REVERSE_OVER_REVERSE
+            reason = "the faster on the CPU"
+        else:
+            self._active_mode = FORWARD_OVER_REVERSE
+            reason = f"the default on {self.device.type}"
+        logger.info(
+            "forward-over-reverse and reverse-over-reverse Hessian-vector products %s agree; "
+            "using %s, %s, for every product of this provider",
+            term.label,
+            self._active_mode,
+            reason,
+        )
 
     def _product(
-        self, term: _Term, tangents: torch.Tensor, *, batched: bool, mode: str
+        self,
+        index: int,
+        term: _Term,
+        tangents: torch.Tensor,
+        *,
+        batched: bool,
+        mode: str | None = None,
     ) -> torch.Tensor:
-        """Return ∇²f v (flat ``tangents``) or ∇²f V (an (n, k) block) by one strategy."""
-        single = _hvp_forward_over_reverse if mode == FORWARD_OVER_REVERSE else _hvp_reverse
-        block = _hmm_forward_over_reverse if mode == FORWARD_OVER_REVERSE else _hmm_reverse
+        """Return ∇²f v (flat ``tangents``) or ∇²f V (an (n, k) block) for one term."""
+        mode = self._active_mode if mode is None else mode
+        if mode == REVERSE_OVER_REVERSE:
+            graph = self._gradient_graph(index, term)
+            column_product = graph.product
+            block_product = graph.block_product
+        else:
+            primals = tuple(leaf.detach() for leaf in self._leaves)
+
+            def column_product(v: torch.Tensor) -> torch.Tensor:
+                return _forward_over_reverse(term.evaluate, self._leaves, self._layout, v)
+
+            def block_product(V: torch.Tensor) -> torch.Tensor:
+                return _forward_over_reverse_block(term.evaluate, primals, self._layout, V)
+
         if not batched:
-            return single(term.objective, self._point, tangents)
+            return column_product(tangents)
 
         if self._vmap_works[mode] is not False:
             try:
-                product = block(term.objective, self._point, tangents)
+                product = block_product(tangents)
             except _UNSUPPORTED_ERRORS as error:
                 if isinstance(error, torch.OutOfMemoryError) or self._vmap_works[mode]:
                     raise
                 # One column without vmap shows whether vmap or the strategy failed.
                 # If the strategy failed, this call raises its error.
-                single(term.objective, self._point, tangents[:, 0])
+                column_product(tangents[:, 0])
                 logger.info(
                     "vectorised %s products failed (%s: %s); multiplying columns one at a time",
                     mode,
                     type(error).__name__,
-                    str(error).splitlines()[0] if str(error) else "",
+                    _first_line(error),
                 )
                 self._vmap_works[mode] = False
             else:
                 self._vmap_works[mode] = True
                 return product
 
-        columns = [
-            single(term.objective, self._point, tangents[:, j]) for j in range(tangents.shape[1])
-        ]
+        columns = [column_product(tangents[:, j]) for j in range(tangents.shape[1])]
         return torch.stack(columns, dim=1)
+
+    def _gradient_graph(self, index: int, term: _Term) -> _GradientGraph:
+        """Return the graph of ∇f for one term: the kept one, or a new one."""
+        graph = self._graphs.get(index)
+        if graph is None:
+            graph = _GradientGraph.build(term.evaluate, self._leaves, self._layout)
+            if self._retain_graph:
+                self._graphs[index] = graph
+        return graph
 
     # ------------------------------------------------------------------
     # Dense matrix
@@ -393,8 +656,9 @@ class AutodiffHessian(CurvatureProvider):
     ) -> torch.Tensor:
         """Build H densely from vectorised products with identity columns, symmetrised.
 
-        Columns are computed ``chunk_size`` at a time by vmap of the
-        Hessian-vector product over a block of the identity, which bounds the
+        Columns are computed ``chunk_size`` at a time by one vectorised
+        product with a block of the identity (vmap for forward-over-reverse,
+        a batched second backward for reverse-over-reverse), which bounds the
         memory of one block. The result is (H + Hᵀ)/2, so it is symmetric to
         the last bit.
 
@@ -468,80 +732,150 @@ def _check_scalar_output(output: Any, name: str) -> torch.Tensor:
 
 
 def _value_and_gradient(
-    objective: Callable[[torch.Tensor], torch.Tensor],
-    point: torch.Tensor,
+    evaluate: Callable[..., torch.Tensor],
+    leaves: tuple[torch.Tensor, ...],
+    layout: _Layout,
     *,
     value_name: str,
     gradient_name: str,
     callable_name: str = "func",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluate f and ∇f at ``point`` with torch.autograd, checking both are finite."""
+    """Evaluate f and ∇f at ``leaves`` with torch.autograd, checking both are finite."""
     with torch.enable_grad():
-        leaf = point.detach().clone().requires_grad_(True)
-        value = _check_scalar_output(objective(leaf), callable_name)
+        value = _check_scalar_output(evaluate(*leaves), callable_name)
         CurvatureProvider.check_finite(value.detach(), value_name)
         if value.requires_grad:
-            (gradient,) = torch.autograd.grad(value, leaf, allow_unused=True)
-        else:
-            gradient = None
-    if gradient is None:  # f does not depend on x.
-        gradient = torch.zeros_like(point)
+            gradients = torch.autograd.grad(value, leaves, allow_unused=True)
+        else:  # f does not depend on x.
+            gradients = (None,) * len(leaves)
+    gradient = layout.join(gradients, leaves[0].detach()).detach()
     CurvatureProvider.check_finite(gradient, gradient_name)
-    return value.detach(), gradient.detach()
+    return value.detach(), gradient
 
 
 # ----------------------------------------------------------------------
 # The two differentiation strategies, for one vector and for a block
 
 
-def _hvp_forward_over_reverse(
-    objective: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, v: torch.Tensor
-) -> torch.Tensor:
-    _, product = torch.func.jvp(torch.func.grad(objective), (point,), (v,))
-    return product
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else ""
 
 
-def _hmm_forward_over_reverse(
-    objective: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, V: torch.Tensor
+def _forward_over_reverse(
+    evaluate: Callable[..., torch.Tensor],
+    leaves: tuple[torch.Tensor, ...],
+    layout: _Layout,
+    v: torch.Tensor,
 ) -> torch.Tensor:
+    """Return H v as the tangent of ∇f computed at the dual numbers leaves + ε v."""
+    with torch.enable_grad(), forward_ad.dual_level():
+        duals = tuple(
+            forward_ad.make_dual(leaf, tangent)
+            for leaf, tangent in zip(leaves, layout.split(v), strict=True)
+        )
+        value = evaluate(*duals)
+        if not value.requires_grad:  # f does not depend on x.
+            return torch.zeros_like(v)
+        gradients = torch.autograd.grad(value, duals, allow_unused=True)
+        products = [
+            None if gradient is None else forward_ad.unpack_dual(gradient).tangent
+            for gradient in gradients
+        ]
+    return layout.join(products, v)
+
+
+def _forward_over_reverse_block(
+    evaluate: Callable[..., torch.Tensor],
+    primals: tuple[torch.Tensor, ...],
+    layout: _Layout,
+    V: torch.Tensor,
+) -> torch.Tensor:
+    """Return H V by torch.func.vmap over the columns of torch.func.jvp of torch.func.grad."""
+    gradient = torch.func.grad(evaluate, argnums=tuple(range(len(primals))))
+
     def hvp(v: torch.Tensor) -> torch.Tensor:
-        return _hvp_forward_over_reverse(objective, point, v)
+        _, products = torch.func.jvp(gradient, primals, layout.split(v))
+        return torch.cat([product.reshape(-1) for product in products])
 
     return torch.func.vmap(hvp, in_dims=1, out_dims=1)(V)
 
 
-def _gradient_graph(
-    objective: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return a leaf copy of the point and ∇f there, with the graph kept for a second backward."""
-    leaf = point.detach().clone().requires_grad_(True)
-    value = objective(leaf)
-    (gradient,) = torch.autograd.grad(value, leaf, create_graph=True, allow_unused=True)
-    return leaf, gradient
+@dataclass(frozen=True)
+class _GradientGraph:
+    """∇f of one term at the provider's leaves, with its graph kept for second backwards.
 
+    Attributes:
+        gradients: The pieces of ∇f that depend on the point, each with its graph.
+        leaves: The leaves those pieces are differentiated with respect to.
+        positions: The index of each of those pieces in the layout.
+        layout: How the flat vectors split into pieces.
+    """
 
-def _hvp_reverse(
-    objective: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, v: torch.Tensor
-) -> torch.Tensor:
-    with torch.enable_grad():
-        leaf, gradient = _gradient_graph(objective, point)
-        if gradient is None or not gradient.requires_grad:  # f is at most linear in x.
-            return torch.zeros_like(v)
-        (product,) = torch.autograd.grad(gradient, leaf, grad_outputs=v, allow_unused=True)
-    return torch.zeros_like(v) if product is None else product
+    gradients: tuple[torch.Tensor, ...]
+    leaves: tuple[torch.Tensor, ...]
+    positions: tuple[int, ...]
+    layout: _Layout
 
-
-def _hmm_reverse(
-    objective: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, V: torch.Tensor
-) -> torch.Tensor:
-    with torch.enable_grad():
-        leaf, gradient = _gradient_graph(objective, point)
-        if gradient is None or not gradient.requires_grad:
-            return torch.zeros_like(V)
-        (products,) = torch.autograd.grad(
-            gradient, leaf, grad_outputs=V.T, is_grads_batched=True, allow_unused=True
+    @classmethod
+    def build(
+        cls,
+        evaluate: Callable[..., torch.Tensor],
+        leaves: tuple[torch.Tensor, ...],
+        layout: _Layout,
+    ) -> _GradientGraph:
+        with torch.enable_grad():
+            value = evaluate(*leaves)
+            if value.requires_grad:
+                gradients = torch.autograd.grad(value, leaves, create_graph=True, allow_unused=True)
+            else:  # f does not depend on x.
+                gradients = (None,) * len(leaves)
+        # A piece without a graph is constant, so its rows of H are zero.
+        positions = tuple(
+            index
+            for index, gradient in enumerate(gradients)
+            if gradient is not None and gradient.requires_grad
         )
-    return torch.zeros_like(V) if products is None else products.T
+        return cls(
+            gradients=tuple(gradients[index] for index in positions),
+            leaves=tuple(leaves[index] for index in positions),
+            positions=positions,
+            layout=layout,
+        )
+
+    def product(self, v: torch.Tensor) -> torch.Tensor:
+        """Return H v = ∇⟨∇f, v⟩, using Hᵀ = H."""
+        pieces = self.layout.split(v)
+        products = self._backward([pieces[index] for index in self.positions], batched=False)
+        return self.layout.join(self._scatter(products), v)
+
+    def block_product(self, V: torch.Tensor) -> torch.Tensor:
+        """Return H V by one batched second backward (``is_grads_batched``) over V's columns."""
+        rows = V.T
+        pieces = self.layout.split_rows(rows)
+        products = self._backward([pieces[index] for index in self.positions], batched=True)
+        return self.layout.join_rows(self._scatter(products), rows).T
+
+    def _backward(
+        self, grad_outputs: list[torch.Tensor], *, batched: bool
+    ) -> tuple[torch.Tensor | None, ...]:
+        if not self.positions:
+            return ()
+        # retain_graph=True lets the graph serve further products; it is
+        # freed with this object.
+        return torch.autograd.grad(
+            self.gradients,
+            self.leaves,
+            grad_outputs=grad_outputs,
+            retain_graph=True,
+            allow_unused=True,
+            is_grads_batched=batched,
+        )
+
+    def _scatter(self, products: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
+        pieces: list[torch.Tensor | None] = [None] * len(self.layout.numels)
+        for index, product in zip(self.positions, products, strict=True):
+            pieces[index] = product
+        return pieces
 
 
 # ----------------------------------------------------------------------
@@ -627,7 +961,7 @@ def _normalise_data(data: Any) -> Iterable[Any]:
 
 
 class _ModuleBatches:
-    """The per-batch terms of a model's mean loss, read from the data on every pass."""
+    """The per-batch terms of a model's mean loss, read from the data on each call of ``terms``."""
 
     def __init__(
         self,
@@ -645,7 +979,7 @@ class _ModuleBatches:
         self.shapes = tuple(parameter.shape for parameter in parameters)
         self.numels = tuple(parameter.numel() for parameter in parameters)
         self.device = device
-        self.num_samples = self._count_samples()
+        self.num_samples, self.num_batches = self._count_samples_and_batches()
         self._pass_samples = 0
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -684,15 +1018,18 @@ class _ModuleBatches:
                 )
             yield index, inputs.to(self.device), targets.to(self.device), size
 
-    def _count_samples(self) -> int:
-        total = sum(size for _, _, _, size in self.batches())
-        if total == 0:
+    def _count_samples_and_batches(self) -> tuple[int, int]:
+        sizes = [size for _, _, _, size in self.batches()]
+        if not sizes:
             raise InvalidArgumentError("data is empty; it must yield at least one batch")
-        return total
+        return sum(sizes), len(sizes)
 
-    def objective(self, inputs: Any, targets: torch.Tensor) -> Callable[[torch.Tensor], Any]:
-        def batch_loss(flat: torch.Tensor) -> torch.Tensor:
-            outputs = torch.func.functional_call(self.model, self.unflatten(flat), (inputs,))
+    def objective(self, inputs: Any, targets: torch.Tensor) -> Callable[..., Any]:
+        """Return the batch loss as a function of the parameters, one tensor each, in order."""
+
+        def batch_loss(*parameters: torch.Tensor) -> torch.Tensor:
+            named = dict(zip(self.names, parameters, strict=True))
+            outputs = torch.func.functional_call(self.model, named, (inputs,))
             return self.loss_fn(outputs, targets)
 
         return batch_loss
@@ -714,19 +1051,23 @@ class _ModuleBatches:
                 "samples on every pass (use drop_last=False and no random sampling)"
             )
 
-    def mean_value_and_gradient(self, point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return L(θ) and ∇L(θ), checking the loss and gradient of every batch."""
-        value = torch.zeros((), dtype=point.dtype, device=point.device)
-        gradient = torch.zeros_like(point)
+    def mean_value_and_gradient(
+        self, leaves: tuple[torch.Tensor, ...], layout: _Layout
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return L(θ) and ∇L(θ) at the parameter ``leaves``, checking every batch."""
+        first = leaves[0]
+        value = torch.zeros((), dtype=first.dtype, device=first.device)
+        gradient = torch.zeros(sum(layout.numels), dtype=first.dtype, device=first.device)
         for term in self.terms():
             batch_value, batch_gradient = _value_and_gradient(
-                term.objective,
-                point,
+                term.evaluate,
+                leaves,
+                layout,
                 value_name=f"loss {term.label}",
                 gradient_name=f"gradient of the loss {term.label}",
                 callable_name="loss_fn",
             )
-            value += term.weight * batch_value.to(point.dtype)
+            value += term.weight * batch_value.to(first.dtype)
             gradient.add_(batch_gradient, alpha=term.weight)
         self.check_pass_complete()
         return value, gradient
