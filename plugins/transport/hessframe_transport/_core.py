@@ -99,7 +99,7 @@ def solve(
     When the costs span more than ``ANNEALING_COST_RANGE`` times reg, the
     problem is first solved to a marginal error of ``ANNEALING_STOP_ERROR`` at
     entropic weights 10^k·reg, k = K, …, 1, each solution starting the next
-    (ε-scaling; Schmitzer, SIAM J. Sci. Comput. 41(3), 2019). Far from the
+    (ε-scaling, as in B. Schmitzer, arXiv:1610.06519). Far from the
     optimum of a problem with small reg, Newton steps are cut short by the line
     search, and this keeps every stage close to its optimum.
 

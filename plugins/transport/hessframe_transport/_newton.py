@@ -13,7 +13,8 @@ keep only the largest entries of P (the diagonal stays exact). B̃ is
 symmetric and diagonally dominant, so it is positive semidefinite; its only
 possible null direction is (1, −1), to which the gradient is orthogonal when
 the marginals have equal totals. The system is solved by conjugate gradient
-with a Jacobi preconditioner and a small shift, and the step length by
+with a Jacobi preconditioner and a small shift (or by LU factorisation when
+conjugate gradient stalls), and the step length by
 backtracking (Armijo) line search on F (Tang et al., "Accelerating Sinkhorn
 Algorithm with Sparse Newton Iterations", ICLR 2024, Algorithm 1).
 """

@@ -90,7 +90,9 @@ def sinkhorn_newton_sparse(
        largest entries of every row and ``density``·n of every column of the
        current plan P in the dual Hessian [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]/reg
        (the diagonal stays exact), solves the Newton system by Jacobi-
-       preconditioned conjugate gradient, and picks the step length by
+       preconditioned conjugate gradient (with an LU factorisation of the
+       same sparse system when conjugate gradient misses ``cg_tol`` within
+       ``cg_max_iter`` iterations), and picks the step length by
        backtracking (Armijo) line search on the dual objective. A step that
        the line search rejects is replaced by 10 Sinkhorn iterations, and the
        density doubles (up to ``max_density``). The density also doubles after
@@ -124,7 +126,8 @@ def sinkhorn_newton_sparse(
             two entries per row and column, O(n + m) entries in all.
         max_density: Largest density the automatic increases reach, in (0, 1].
         cg_tol: Relative residual at which conjugate gradient stops, in (0, 1).
-        cg_max_iter: Most conjugate-gradient iterations per Newton step.
+        cg_max_iter: Most conjugate-gradient iterations per Newton step
+            before the LU fallback.
         line_search_shrink: Factor that shortens the step in the line search, in (0, 1).
         normalize: Divide a and b by their totals instead of raising when the
             totals differ; the plan then has total mass one.
