@@ -39,6 +39,12 @@ MAX_BACKTRACKS = 30
 #: the density, because the dropped entries of the plan then slow convergence.
 SLOW_PROGRESS_RATIO = 0.25
 
+#: The automatic warm-up hands over to Newton steps once a Sinkhorn iteration
+#: leaves more than this share of the marginal error: a Newton step costs
+#: about as much as 10 to 20 Sinkhorn iterations, which at this ratio reduce
+#: the error by a factor 0.7^15 ≈ 0.005, less than a Newton step does.
+SINKHORN_HANDOVER_RATIO = 0.7
+
 #: Costs spanning more than this many times reg start with ε-scaling stages.
 ANNEALING_COST_RANGE = 2000.0
 
@@ -215,13 +221,26 @@ def _warm_up(
     options: SolverOptions,
     stop_error: float,
 ) -> None:
-    """Run the Sinkhorn warm-up: a fixed count, or until the error is below ``warmup_error``."""
-    if options.warmup_iterations is None:
-        count = options.max_iterations
-        stop_error = max(options.warmup_error, stop_error)
-    else:
-        count = options.warmup_iterations
-    _sinkhorn_steps(state, a, b, scaled_cost, count, options, stop_error)
+    """Run the Sinkhorn warm-up.
+
+    With ``warmup_iterations`` set, run that many iterations. Otherwise run
+    until the error is below ``warmup_error`` and an iteration reduces it by
+    less than the factor ``SINKHORN_HANDOVER_RATIO``. At large reg Sinkhorn
+    contracts fast and then finishes the problem alone.
+    """
+    if options.warmup_iterations is not None:
+        _sinkhorn_steps(state, a, b, scaled_cost, options.warmup_iterations, options, stop_error)
+        return
+    _sinkhorn_steps(
+        state,
+        a,
+        b,
+        scaled_cost,
+        options.max_iterations,
+        options,
+        stop_error,
+        handover_error=options.warmup_error,
+    )
 
 
 def _sinkhorn_steps(
@@ -232,6 +251,7 @@ def _sinkhorn_steps(
     count: int,
     options: SolverOptions,
     stop_error: float | None = None,
+    handover_error: float | None = None,
 ) -> None:
     count = min(count, options.max_iterations - state.n_iterations)
     if count <= 0:
@@ -246,6 +266,8 @@ def _sinkhorn_steps(
         count,
         options.stop_error if stop_error is None else stop_error,
         state.errors,
+        handover_error=handover_error,
+        handover_ratio=SINKHORN_HANDOVER_RATIO,
     )
     state.n_sinkhorn_iterations += done
     state.plan = plan_from_potentials(state.log_u, state.log_v, scaled_cost)

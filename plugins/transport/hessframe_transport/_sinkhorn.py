@@ -82,8 +82,14 @@ def sinkhorn_iterations(
     max_iterations: int,
     stop_error: float,
     errors: list[float],
+    handover_error: float | None = None,
+    handover_ratio: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Run Sinkhorn iterations until the L1 marginal error is below ``stop_error``.
+
+    With ``handover_error``, also stop once the error is below it and the last
+    iteration left more than ``handover_ratio`` of the error before it, that is
+    once Sinkhorn has slowed down enough for Newton steps to pay off.
 
     Args:
         log_u, log_v: Starting log-potentials (the plan is
@@ -140,8 +146,15 @@ def sinkhorn_iterations(
         # The columns fit exactly after the v update, so the error is the row error.
         kernel_v = kernel @ v
         error = float(np.abs(u * kernel_v - a).sum())
+        previous_error = errors[-1] if errors else np.inf
         errors.append(error)
         if error < stop_error:
+            break
+        if (
+            handover_error is not None
+            and error < handover_error
+            and error > handover_ratio * previous_error
+        ):
             break
 
     return log_u + np.log(u), log_v + np.log(v), iterations

@@ -25,13 +25,24 @@ def _pot_plan(a, b, M, reg):
 
 
 @pytest.mark.parametrize(("n", "m"), [(12, 9), (9, 12), (25, 25)])
-@pytest.mark.parametrize("reg", [1.0, 0.1, 0.02])
-def test_plan_matches_pot_sinkhorn_log(n, m, reg):
+@pytest.mark.parametrize("reg", [1.0, 0.1, 0.02, 0.002])
+@pytest.mark.parametrize("warmup_iterations", [None, 1])
+def test_plan_matches_pot_sinkhorn_log(n, m, reg, warmup_iterations):
     problem = make_problem(n, m, seed=n + m)
-    plan = sinkhorn_newton_sparse(problem.a, problem.b, problem.M, reg, stopThr=1e-13)
+    plan, log = sinkhorn_newton_sparse(
+        problem.a,
+        problem.b,
+        problem.M,
+        reg,
+        stopThr=1e-13,
+        warmup_iterations=warmup_iterations,
+        log=True,
+    )
     reference = _pot_plan(problem.a, problem.b, problem.M, reg)
     assert plan.shape == (n, m)
     assert np.abs(plan - reference).max() < 1e-8
+    if warmup_iterations == 1:
+        assert log["n_newton_iterations"] >= 1
 
 
 def test_dual_and_primal_objectives_agree_at_convergence(problem):
