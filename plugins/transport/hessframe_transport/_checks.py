@@ -13,8 +13,8 @@ from hessframe.errors import InvalidArgumentError
 from hessframe_transport._backend import to_float64
 
 #: Marginal totals that differ by at most this share of the larger one are
-#: taken as equal (float32 histograms that sum to one differ by about 1e-7);
-#: b is then rescaled to the total of a.
+#: taken as equal, and b is then rescaled to the total of a. Float32
+#: histograms that sum to one differ by about 1e-7.
 TOTAL_MASS_RTOL = 1e-5
 
 

@@ -10,8 +10,8 @@ a concave function with gradient (a − P1, b − Pᵀ1) and Hessian −B, where
 
 A Newton step solves B̃ d = ∇F with B̃ the matrix B whose off-diagonal blocks
 keep only the largest entries of P (the diagonal stays exact). B̃ is
-symmetric and diagonally dominant, so it is positive semidefinite; its only
-possible null direction is (1, −1), to which the gradient is orthogonal when
+symmetric and diagonally dominant, so it is positive semidefinite. Its only
+possible null direction is (1, −1), and the gradient is orthogonal to it when
 the marginals have equal totals. The system is solved by conjugate gradient
 with a Jacobi preconditioner and a small shift (or by LU factorisation when
 conjugate gradient stalls), and the step length by
@@ -195,7 +195,7 @@ def solve_newton_system(
         gradient: (a − P1, b − Pᵀ1), of length n + m.
         tolerance: Stop when the scaled residual is at most ``tolerance``
             times the scaled right-hand side.
-        max_iterations: Most conjugate-gradient iterations.
+        max_iterations: Maximum number of conjugate-gradient iterations.
 
     Returns:
         The direction d (the iterate of smallest residual when neither solver

@@ -96,7 +96,7 @@ def sinkhorn_iterations(
             exp(log_u ⊕ log_v − scaled_cost)).
         a, b: Positive marginals.
         scaled_cost: M / reg.
-        max_iterations: Most iterations to run (0 returns at once).
+        max_iterations: Maximum number of iterations (0 returns at once).
         stop_error: Stop once ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ falls below this.
         errors: The marginal error after each iteration is appended here.
 

@@ -240,7 +240,7 @@ def wasserstein_distance(
             ``kind="points"``, (n, d) and (m, d) point clouds.
         p: 1 or 2.
         reg: Entropic weight. With ``relative_reg`` (the default) it is relative
-            to the largest entry of M: the solver sees M / max(M) and reg.
+            to the largest entry of M, so the solver is given M / max(M) and reg.
             Otherwise it is in the units of M (pixel widths to the power p for images).
         kind: ``"images"`` or ``"points"``.
         source_weights, target_weights: Point masses for ``kind="points"``;

@@ -85,7 +85,9 @@ def sinkhorn_newton_sparse(
     The run has two phases, counted together against ``numItermax``:
 
     1. Log-stabilised Sinkhorn iterations, for ``warmup_iterations`` or, when
-       that is None, until the L1 marginal error falls below 3e-2.
+       that is None, until the L1 marginal error is below 3e-2 and an
+       iteration leaves more than 70% of the error before it. Where Sinkhorn
+       contracts faster (large reg), it runs until ``stopThr`` alone.
     2. Newton steps on the dual potentials. Each keeps the ``density``·m
        largest entries of every row and ``density``·n of every column of the
        current plan P in the dual Hessian [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]/reg
@@ -115,18 +117,18 @@ def sinkhorn_newton_sparse(
             tensor (CPU or CUDA, any floating dtype).
         reg: Entropic weight, > 0 (the reg of POT, the inverse of η in the
             paper). Values down to 1e-5 times the cost scale work.
-        numItermax: Most iterations, Sinkhorn and Newton together (a Newton
+        numItermax: Maximum number of iterations, Sinkhorn and Newton together (a Newton
             step the line search rejects counts as one).
         stopThr: Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ < stopThr.
         log: Return a dictionary of diagnostics with the plan.
         warmup_iterations: Sinkhorn iterations before the first Newton step of
-            each stage; None runs them until the marginal error is below 3e-2.
+            each stage; None chooses the count as described above.
         density: Share of each row (and of each column) of the plan that the
             sparsified Hessian keeps, in (0, 1]; None means 2/max(n, m), about
             two entries per row and column, O(n + m) entries in all.
         max_density: Largest density the automatic increases reach, in (0, 1].
         cg_tol: Relative residual at which conjugate gradient stops, in (0, 1).
-        cg_max_iter: Most conjugate-gradient iterations per Newton step
+        cg_max_iter: Maximum number of conjugate-gradient iterations per Newton step
             before the LU fallback.
         line_search_shrink: Factor that shortens the step in the line search, in (0, 1).
         normalize: Divide a and b by their totals instead of raising when the
