@@ -160,6 +160,10 @@ def sinkhorn_newton_sparse(
           the error went below ``stopThr``; ``"sparse_dropped_mass"`` with
           ``return_sparse``.
 
+        The iteration runs in float64, and ``"err"`` and ``"converged"`` refer to
+        its float64 plan. Rounding the plan to float32 adds a marginal error of
+        about 1e-7 times the total mass.
+
         Potentials of rows (columns) with zero mass are finite: they are set so
         that those rows (columns) would carry mass 2.2e-308.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -294,3 +295,19 @@ def test_invalid_input_is_rejected_with_its_name(change, match):
 def test_mixed_numpy_and_torch_is_rejected(problem):
     with pytest.raises(InvalidArgumentError, match="a is a numpy array but M is a torch tensor"):
         sinkhorn_newton_sparse(problem.a, torch.tensor(problem.b), torch.tensor(problem.M), 0.1)
+
+
+def test_verbose_logs_progress_at_info(problem, caplog):
+    with caplog.at_level(logging.INFO, logger="hessframe_transport.solver"):
+        sinkhorn_newton_sparse(problem.a, problem.b, problem.M, 0.01, verbose=True)
+    summaries = [r for r in caplog.records if "Sinkhorn and" in r.getMessage()]
+    assert len(summaries) == 1
+    assert summaries[0].levelno == logging.INFO
+
+
+def test_zero_warmup_starts_with_newton(square_problem):
+    p = square_problem
+    plan, log = sinkhorn_newton_sparse(p.a, p.b, p.M, 0.01, warmup_iterations=0, log=True)
+    assert log["n_sinkhorn_iterations"] <= log["n_failed_newton_steps"] * 10
+    assert log["converged"]
+    assert _marginal_error(plan, p.a, p.b) < 1e-9
