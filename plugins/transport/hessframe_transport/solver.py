@@ -198,7 +198,8 @@ def sinkhorn_newton_sparse(
     rows = np.flatnonzero(problem.a > 0)
     columns = np.flatnonzero(problem.b > 0)
     scaled_cost = problem.M / problem.reg
-    support_cost = scaled_cost[np.ix_(rows, columns)]
+    full_support = rows.size == problem.a.size and columns.size == problem.b.size
+    support_cost = scaled_cost if full_support else scaled_cost[np.ix_(rows, columns)]
     state = solve(problem.a[rows], problem.b[columns], support_cost, options)
 
     log_u, log_v = _full_potentials(state.log_u, state.log_v, rows, columns, scaled_cost)
@@ -226,8 +227,11 @@ def sinkhorn_newton_sparse(
         plan, dropped_mass = _sparse_plan(state.plan, rows, columns, shape, kind)
         log_dict["sparse_dropped_mass"] = dropped_mass
     else:
-        full_plan = np.zeros(shape)
-        full_plan[np.ix_(rows, columns)] = state.plan
+        if full_support:
+            full_plan = state.plan
+        else:
+            full_plan = np.zeros(shape)
+            full_plan[np.ix_(rows, columns)] = state.plan
         plan = dense_result(full_plan, kind)
     if not log:
         return plan
