@@ -22,6 +22,7 @@ from hessframe_transport._newton import (
     sparsify_plan,
 )
 from hessframe_transport._sinkhorn import (
+    log_domain_iteration,
     marginal_error,
     plan_from_potentials,
     sinkhorn_iterations,
@@ -99,7 +100,11 @@ class SolverState:
 
 
 def solve(
-    a: np.ndarray, b: np.ndarray, scaled_cost: np.ndarray, options: SolverOptions
+    a: np.ndarray,
+    b: np.ndarray,
+    scaled_cost: np.ndarray,
+    options: SolverOptions,
+    initial: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SolverState:
     """Run the warm-up Sinkhorn iterations, then sparse Newton steps, until converged.
 
@@ -114,16 +119,27 @@ def solve(
         a, b: Positive marginals with equal totals.
         scaled_cost: M / reg, finite.
         options: Stopping rule, densities and inner solver settings.
+        initial: Starting log-potentials (log_u, log_v); they replace the
+            ε-scaling stages and the hard c-transform start.
 
     Returns:
         The final state; ``state.error`` is the L1 marginal error of ``state.plan``.
     """
     start = time.perf_counter()
-    factors = annealing_factors(float(scaled_cost.max() - scaled_cost.min()))
-
-    stage_cost = scaled_cost / factors[0]
-    log_u, log_v = _initial_potentials(a, b, stage_cost)
+    if initial is None:
+        factors = annealing_factors(float(scaled_cost.max() - scaled_cost.min()))
+        stage_cost = scaled_cost / factors[0]
+        log_u, log_v = _initial_potentials(a, b, stage_cost)
+    else:
+        factors = [1.0]
+        stage_cost = scaled_cost
+        log_u, log_v = initial
     plan = plan_from_potentials(log_u, log_v, stage_cost)
+    if not np.all(np.isfinite(plan)):
+        # A warm start far from the optimum can overflow the plan; one
+        # log-domain iteration brings every row and column back to its marginal.
+        log_u, log_v = log_domain_iteration(log_u, log_v, np.log(a), np.log(b), stage_cost)
+        plan = plan_from_potentials(log_u, log_v, stage_cost)
     state = SolverState(log_u, log_v, plan, marginal_error(plan, a, b))
 
     density = options.density

@@ -31,7 +31,13 @@ import numpy as np
 import torch
 
 from hessframe.errors import InvalidArgumentError
-from hessframe_transport._backend import ArrayKind, array_kind, dense_result, sparse_result
+from hessframe_transport._backend import (
+    ArrayKind,
+    array_kind,
+    dense_result,
+    sparse_result,
+    to_float64,
+)
 from hessframe_transport._checks import (
     check_fraction,
     check_positive_float,
@@ -74,6 +80,8 @@ def sinkhorn_newton_sparse(
     normalize: bool = False,
     return_sparse: bool = False,
     verbose: bool = False,
+    warn: bool = True,
+    warmstart: tuple[Any, Any] | None = None,
 ) -> Any:
     r"""Solve entropic optimal transport by Sinkhorn warm-up and sparse Newton steps.
 
@@ -139,6 +147,12 @@ def sinkhorn_newton_sparse(
             the largest entry. Their total is ``log["sparse_dropped_mass"]``.
         verbose: Log every phase at INFO instead of DEBUG level (logger
             ``hessframe_transport.solver``).
+        warn: Emit a :class:`ConvergenceWarning` when not converged (a log
+            record at WARNING level is written either way).
+        warmstart: Starting log-potentials (log_u, log_v) of lengths n and m,
+            as in ``ot.bregman.sinkhorn_log`` (for example ``log["log_u"]``
+            and ``log["log_v"]`` of an earlier run). Only their entries on the
+            supports of a and b are used, and no ε-scaling stages are run.
 
     Returns:
         The (n, m) plan, as a numpy array or torch tensor with the dtype and
@@ -200,7 +214,10 @@ def sinkhorn_newton_sparse(
     scaled_cost = problem.M / problem.reg
     full_support = rows.size == problem.a.size and columns.size == problem.b.size
     support_cost = scaled_cost if full_support else scaled_cost[np.ix_(rows, columns)]
-    state = solve(problem.a[rows], problem.b[columns], support_cost, options)
+    initial = None
+    if warmstart is not None:
+        initial = _check_warmstart(warmstart, rows, columns, problem.M.shape)
+    state = solve(problem.a[rows], problem.b[columns], support_cost, options, initial)
 
     log_u, log_v = _full_potentials(state.log_u, state.log_v, rows, columns, scaled_cost)
     converged = state.error < options.stop_error
@@ -211,7 +228,8 @@ def sinkhorn_newton_sparse(
             f"stopThr={stopThr:.3e}; raise numItermax or reg, or loosen stopThr"
         )
         logger.warning(message)
-        warnings.warn(message, ConvergenceWarning, stacklevel=2)
+        if warn:
+            warnings.warn(message, ConvergenceWarning, stacklevel=2)
     logger.log(
         options.log_level,
         "sinkhorn_newton_sparse: %d Sinkhorn and %d Newton iterations, marginal error %.3e, %.3f s",
@@ -296,6 +314,29 @@ def _check_options(
         ),
         log_level=logging.INFO if verbose else logging.DEBUG,
     )
+
+
+def _check_warmstart(
+    warmstart: Any, rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the warm-start log-potentials restricted to the supports, after checking them."""
+    if not isinstance(warmstart, tuple | list) or len(warmstart) != 2:
+        raise InvalidArgumentError(
+            f"warmstart must be a pair (log_u, log_v) of 1-D arrays, got {type(warmstart).__name__}"
+        )
+    potentials = []
+    for name, value, size, support in (
+        ("warmstart[0] (log_u)", warmstart[0], shape[0], rows),
+        ("warmstart[1] (log_v)", warmstart[1], shape[1], columns),
+    ):
+        array = to_float64(value, name)
+        if array.shape != (size,):
+            raise InvalidArgumentError(f"{name} must have shape ({size},), got {array.shape}")
+        restricted = array[support]
+        if not np.all(np.isfinite(restricted)):
+            raise InvalidArgumentError(f"{name} must be finite where the marginal is positive")
+        potentials.append(restricted)
+    return potentials[0], potentials[1]
 
 
 def _full_potentials(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 import numpy as np
 import ot
@@ -311,3 +312,46 @@ def test_zero_warmup_starts_with_newton(square_problem):
     assert log["n_sinkhorn_iterations"] <= log["n_failed_newton_steps"] * 10
     assert log["converged"]
     assert _marginal_error(plan, p.a, p.b) < 1e-9
+
+
+def test_warmstart_from_solution_converges_at_once(square_problem):
+    p = square_problem
+    reference, log = sinkhorn_newton_sparse(p.a, p.b, p.M, 0.005, log=True, stopThr=1e-12)
+    plan, warm_log = sinkhorn_newton_sparse(
+        p.a, p.b, p.M, 0.005, log=True, stopThr=1e-9, warmstart=(log["log_u"], log["log_v"])
+    )
+    assert warm_log["niter"] <= 1
+    assert np.abs(plan - reference).max() < 1e-12
+
+
+def test_warmstart_far_from_optimum_still_converges(square_problem):
+    p = square_problem
+    n, m = p.M.shape
+    start = (np.full(n, 800.0), np.full(m, 800.0))
+    plan = sinkhorn_newton_sparse(p.a, p.b, p.M, 0.005, stopThr=1e-11, warmstart=start)
+    reference = _pot_plan(p.a, p.b, p.M, 0.005)
+    assert np.abs(plan - reference).max() < 1e-8
+
+
+def test_warn_false_silences_convergence_warning(square_problem):
+    p = square_problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, log = sinkhorn_newton_sparse(p.a, p.b, p.M, 0.001, numItermax=2, log=True, warn=False)
+    assert log["converged"] is False
+
+
+@pytest.mark.parametrize(
+    ("warmstart", "match"),
+    [
+        (np.zeros(3), "warmstart must be a pair"),
+        ((np.zeros(3), np.zeros(3)), r"warmstart\[1\] \(log_v\) must have shape \(2,\)"),
+        ((np.array([np.nan, 0.0, 0.0]), np.zeros(2)), "must be finite"),
+    ],
+)
+def test_invalid_warmstart_is_rejected(warmstart, match):
+    a = np.array([0.2, 0.3, 0.5])
+    b = np.array([0.4, 0.6])
+    M = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    with pytest.raises(InvalidArgumentError, match=match):
+        sinkhorn_newton_sparse(a, b, M, 0.1, warmstart=warmstart)
