@@ -1,7 +1,7 @@
 """The :class:`CurvatureProvider` interface that every kind of Hessian implements.
 
 A provider stands for a symmetric n×n matrix H that may never be formed. It
-knows its size, dtype and device and how to multiply H with vectors; every
+has a size, a dtype and a device, and it multiplies H with vectors. Every
 other operation has a default built on those products, which a subclass may
 replace with something better (an exact diagonal, a Woodbury solve).
 """
@@ -53,9 +53,10 @@ class Capabilities:
 class CurvatureProvider(abc.ABC):
     """A symmetric matrix H of size n×n, available through products with vectors.
 
-    Subclasses set ``kind`` and implement :meth:`matvec`; they should also
-    implement :meth:`matmat` when products with several vectors at once are
-    cheaper than a loop. Vectors are flat tensors of length ``size`` with the
+    Subclasses set ``kind`` and implement ``capabilities`` and ``_matvec``.
+    They should also implement ``_matmat`` when products with several vectors
+    at once are cheaper than a loop. The public :meth:`matvec` and
+    :meth:`matmat` check the input and the finiteness of the result around them. Vectors are flat tensors of length ``size`` with the
     provider's dtype on its device; blocks of vectors are (n, k) tensors.
 
     Args:
