@@ -480,19 +480,56 @@ class _CountingData:
         return iter(self.batches)
 
 
-def test_graph_kept_by_default_only_for_one_term() -> None:
+def _two_batch_provider(**options) -> tuple[AutodiffHessian, _CountingData, torch.Tensor]:
     model, inputs, targets = _mlp_and_data()
-    loss_fn = nn.CrossEntropyLoss()
-
-    one_batch = AutodiffHessian.from_module(model, loss_fn, (inputs, targets))
-    two_batches = AutodiffHessian.from_module(
-        model, loss_fn, [(inputs[:5], targets[:5]), (inputs[5:], targets[5:])]
+    truth = _full_data_hessian(model, inputs, targets)
+    data = _CountingData([(inputs[:5], targets[:5]), (inputs[5:], targets[5:])])
+    provider = AutodiffHessian.from_module(
+        model, nn.CrossEntropyLoss(), data, mode=REVERSE_OVER_REVERSE, **options
     )
-    function = build_case("quadratic").provider()
+    return provider, data, truth
 
-    assert one_batch.retain_graph
-    assert not two_batches.retain_graph
-    assert function.retain_graph
+
+def test_default_keeps_graphs_within_budget() -> None:
+    provider, data, truth = _two_batch_provider()
+    v = torch.ones(provider.size, dtype=DTYPE)
+    assert not provider.retain_graph
+
+    provider.matvec(v)
+    passes_after_first = data.passes
+    products = [provider.matvec(k * v) for k in (1.0, 2.0)]
+
+    assert provider.retain_graph
+    assert provider.num_kept_graphs == 2
+    assert data.passes == passes_after_first
+    for k, product in zip((1.0, 2.0), products, strict=True):
+        assert torch.allclose(product, truth @ (k * v), rtol=1e-10, atol=1e-12)
+
+
+def test_default_keeps_first_graph_beyond_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hessframe.curvature.autodiff._KEPT_GRAPH_BYTES", 0)
+    provider, data, truth = _two_batch_provider()
+    v = torch.ones(provider.size, dtype=DTYPE)
+
+    provider.matvec(v)
+    passes_after_first = data.passes
+    product = provider.matvec(v)
+
+    assert provider.num_kept_graphs == 1
+    assert data.passes == passes_after_first + 1
+    assert torch.allclose(product, truth @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_function_graph_kept_by_default() -> None:
+    case = build_case("logistic")
+    provider = case.provider(mode=REVERSE_OVER_REVERSE)
+    v = torch.ones(case.size, dtype=DTYPE)
+
+    products = [provider.matvec(v) for _ in range(2)]
+
+    assert provider.num_kept_graphs == 1
+    for product in products:
+        assert torch.allclose(product, case.dense @ v, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("retain_graph", [True, False])

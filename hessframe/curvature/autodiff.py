@@ -29,6 +29,7 @@ was the faster in every case measured, and forward-over-reverse elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -58,6 +59,9 @@ MODES = ("auto", FORWARD_OVER_REVERSE, REVERSE_OVER_REVERSE)
 
 #: Entries of one identity block (n × chunk) that the default dense chunk size aims for.
 _DENSE_CHUNK_ENTRIES = 2**20
+
+#: Bytes of saved tensors up to which retain_graph=None keeps the graphs of further terms.
+_KEPT_GRAPH_BYTES = 2**28
 
 #: Errors that mean a differentiation strategy or vmap does not support an operator.
 _UNSUPPORTED_ERRORS = (NotImplementedError, RuntimeError)
@@ -147,7 +151,8 @@ class AutodiffHessian(CurvatureProvider):
        devices forward-over-reverse. The choice is logged at INFO.
 
     The check costs two extra products of one term, once. The rule is fixed
-    rather than timed, so the same inputs give the same bits on every run.
+    rather than timed, so that the strategy, and with it the rounding of every
+    product, does not depend on the machine's load.
     Reverse-over-reverse was the faster on the CPU for every network
     measured (``benchmarks/core_hvp.py``, and the digits MLP of
     :mod:`hessframe.digits` with torch 2.14.1 and one thread): by about 1.5
@@ -174,15 +179,18 @@ class AutodiffHessian(CurvatureProvider):
             which keeps each block of columns and their products at about
             2**20 entries. Lower it when one product of the objective needs
             much memory, because a block costs that memory once per column.
-        retain_graph: Keep the autograd graph of ∇f that reverse-over-reverse
-            products differentiate, so that later products skip the forward
-            and first backward pass (about half the cost). The graph stays in
-            memory as long as the provider. The default None keeps it when
-            the objective has one term: always for ``func``, and for
-            ``from_module`` when the data has one batch. One kept graph takes
-            no more memory than one product needs anyway. True keeps the
-            graph of every batch (memory grows with the data, and the data is
-            read only once); False rebuilds the graph for every product.
+        retain_graph: Keep the autograd graphs of ∇f that reverse-over-reverse
+            products differentiate, one per term (batch), so that later
+            products skip the forward and first backward pass (about half the
+            cost). Kept graphs stay in memory as long as the provider. True
+            keeps the graph of every batch, so memory grows with the data.
+            False rebuilds every graph for every product. The default None
+            keeps the graph of the first term, which takes no more memory
+            than one product needs anyway, and the graphs of the following
+            terms while the tensors they save total at most 256 MiB
+            (estimated by ``torch.autograd.graph.saved_tensors_hooks``, each
+            storage counted once per graph). Once every term's graph is kept,
+            products no longer read the data.
 
     Raises:
         InvalidArgumentError: ``func`` is not callable, or returns something
@@ -254,7 +262,7 @@ class AutodiffHessian(CurvatureProvider):
         called through ``torch.func.functional_call`` with θ split into its
         parameters, so the model itself is never modified. Products run
         batch by batch and add up, so their memory is bounded by one batch
-        unless ``retain_graph=True``.
+        plus the kept graphs (see ``retain_graph``).
 
         Args:
             model: The network. Put it in evaluation mode (``model.eval()``)
@@ -369,10 +377,14 @@ class AutodiffHessian(CurvatureProvider):
         )
         self._terms = terms
         self._batches: _ModuleBatches | None = None
-        self._retain_graph = num_terms == 1 if retain_graph is None else retain_graph
-        # Kept when retain_graph: the terms once read, and the gradient graph per term index.
-        self._kept_terms: list[_Term] | None = None
+        self._retain_graph = retain_graph
+        # The gradient graph kept per term index, and the bytes their saved tensors take.
         self._graphs: dict[int, _GradientGraph] = {}
+        self._kept_graph_bytes = 0
+        # False once a graph did not fit the budget of retain_graph=None.
+        self._keeping_graphs = retain_graph is not False
+        # The terms once read, kept when products no longer need the data.
+        self._kept_terms: list[_Term] | None = None
         self.mode = mode
         # The strategy in use: fixed by ``mode``, or by the first product when "auto".
         self._active_mode = None if mode == "auto" else mode
@@ -420,8 +432,16 @@ class AutodiffHessian(CurvatureProvider):
 
     @property
     def retain_graph(self) -> bool:
-        """Whether reverse-over-reverse products keep and reuse the graph of ∇f."""
-        return self._retain_graph
+        """Whether reverse-over-reverse products reuse at least one kept graph of ∇f.
+
+        False before the first reverse-over-reverse product.
+        """
+        return bool(self._graphs)
+
+    @property
+    def num_kept_graphs(self) -> int:
+        """The number of terms (batches) whose graph of ∇f is kept."""
+        return len(self._graphs)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -518,7 +538,7 @@ class AutodiffHessian(CurvatureProvider):
             yield index, term
         if self._batches is not None:
             self._batches.check_pass_complete()
-        if self._retain_graph:
+        if self._retain_graph or len(self._graphs) == len(read):
             self._kept_terms = read
 
     def _raise_non_finite(self, tangents: torch.Tensor, *, batched: bool) -> None:
@@ -642,10 +662,27 @@ class AutodiffHessian(CurvatureProvider):
     def _gradient_graph(self, index: int, term: _Term) -> _GradientGraph:
         """Return the graph of ∇f for one term: the kept one, or a new one."""
         graph = self._graphs.get(index)
-        if graph is None:
-            graph = _GradientGraph.build(term.evaluate, self._leaves, self._layout)
-            if self._retain_graph:
+        if graph is not None:
+            return graph
+
+        budgeted = self._retain_graph is None and self._keeping_graphs
+        graph = _GradientGraph.build(term.evaluate, self._leaves, self._layout, measure=budgeted)
+        if self._retain_graph:
+            self._graphs[index] = graph
+        elif budgeted:
+            if not self._graphs or self._kept_graph_bytes + graph.saved_bytes <= _KEPT_GRAPH_BYTES:
                 self._graphs[index] = graph
+                self._kept_graph_bytes += graph.saved_bytes
+            else:
+                self._keeping_graphs = False
+                logger.info(
+                    "keeping the gradient graphs of %d term(s), %.1f MiB; the graph %s would "
+                    "exceed %d MiB, so it and later ones are rebuilt for every product",
+                    len(self._graphs),
+                    self._kept_graph_bytes / 2**20,
+                    term.label,
+                    _KEPT_GRAPH_BYTES // 2**20,
+                )
         return graph
 
     # ------------------------------------------------------------------
@@ -757,6 +794,10 @@ def _value_and_gradient(
 # The two differentiation strategies, for one vector and for a block
 
 
+def _unchanged(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
 def _first_line(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else ""
 
@@ -809,12 +850,15 @@ class _GradientGraph:
         leaves: The leaves those pieces are differentiated with respect to.
         positions: The index of each of those pieces in the layout.
         layout: How the flat vectors split into pieces.
+        saved_bytes: The bytes of the storages that the graph saves for
+            backward, each counted once; 0 when not measured.
     """
 
     gradients: tuple[torch.Tensor, ...]
     leaves: tuple[torch.Tensor, ...]
     positions: tuple[int, ...]
     layout: _Layout
+    saved_bytes: int = 0
 
     @classmethod
     def build(
@@ -822,8 +866,26 @@ class _GradientGraph:
         evaluate: Callable[..., torch.Tensor],
         leaves: tuple[torch.Tensor, ...],
         layout: _Layout,
+        *,
+        measure: bool = False,
     ) -> _GradientGraph:
-        with torch.enable_grad():
+        """Evaluate f and ∇f with ``create_graph=True``, measuring saved tensors if asked.
+
+        Measuring leaves a Python hook on every saved tensor, which costs a
+        few percent of each later backward pass.
+        """
+        storages: dict[int, int] = {}
+
+        def count_storage(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        with torch.enable_grad(), contextlib.ExitStack() as stack:
+            if measure:
+                stack.enter_context(
+                    torch.autograd.graph.saved_tensors_hooks(count_storage, _unchanged)
+                )
             value = evaluate(*leaves)
             if value.requires_grad:
                 gradients = torch.autograd.grad(value, leaves, create_graph=True, allow_unused=True)
@@ -840,6 +902,7 @@ class _GradientGraph:
             leaves=tuple(leaves[index] for index in positions),
             positions=positions,
             layout=layout,
+            saved_bytes=sum(storages.values()),
         )
 
     def product(self, v: torch.Tensor) -> torch.Tensor:
