@@ -154,12 +154,12 @@ class AutodiffHessian(CurvatureProvider):
     rather than timed, so that the strategy, and with it the rounding of every
     product, does not depend on the machine's load.
     Reverse-over-reverse was the faster on the CPU for every network
-    measured (``benchmarks/core_hvp.py``, and the digits MLP of
-    :mod:`hessframe.digits` with torch 2.14.1 and one thread): by about 1.5
-    times on the digits MLP with its graph rebuilt, and by 2 to 7 times on the
-    benchmark's CNN and MLP with one batch, whose kept graph (see
-    ``retain_graph``) leaves one backward pass per product. :attr:`active_mode`
-    states the choice.
+    measured with torch 2.14.1 and one thread: the MLP and CNN of
+    ``benchmarks/core_hvp.py`` and the digits MLP of :mod:`hessframe.digits`.
+    With its graphs rebuilt it took about 1/1.5 of the time on the digits
+    MLP. With one batch, whose kept graph (see ``retain_graph``) leaves one
+    backward pass per product, it was 2 times faster on the CNN and 7 times
+    on the MLP. :attr:`active_mode` states the choice.
 
     NOTE: the choice of forward-over-reverse off the CPU follows
     ``torch.func.hessian`` and was not timed here.
