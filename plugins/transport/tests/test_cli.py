@@ -217,3 +217,17 @@ def test_readme_python_examples_run(monkeypatch):
     assert len(blocks) == 2
     for block in blocks:
         exec(compile(block, str(readme), "exec"), {"__name__": "readme_example"})
+
+
+def test_iteration_cap_reports_not_converged(small_images, tmp_path):
+    out = tmp_path / "plan.npz"
+
+    result = CliRunner().invoke(
+        transport_group, ["solve", *map(str, small_images), "--max-iter", "2", "--out", str(out)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "warning: the solver stopped before the marginal error reached the tolerance" in (
+        result.output
+    )
+    assert load_plan(out).marginal_error > 1e-9
