@@ -597,13 +597,14 @@ def quiet_solver_logs() -> None:
     warnings.filterwarnings("ignore", message="sinkhorn_newton_sparse stopped")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> str | None:
+    """Run the benchmark, write the report and return its text (None for a memory probe)."""
     arguments = parse_arguments(argv)
     quiet_solver_logs()
     target = arguments.target_error
     if arguments.memory_probe is not None:
         memory_probe(json.loads(arguments.memory_probe), target)
-        return
+        return None
 
     max_seconds = arguments.max_seconds or (10.0 if arguments.quick else 120.0)
     limits = Limits(arguments.max_iterations, max_seconds)
@@ -669,6 +670,7 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(report)
     write_atomically(arguments.output, text)
     print(text)
+    return text
 
 
 if __name__ == "__main__":
