@@ -106,4 +106,5 @@ def test_eigen_trace_benchmark_reports_every_method(tmp_path: Path) -> None:
     assert len(trace_rows) == 2
     for row in trace_rows:
         assert finite(row["error ratio"]), row
+        assert finite(row["predicted ratio"]), row
         assert row["result"] in {"PASS", "FAIL"}
