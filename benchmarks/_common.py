@@ -254,6 +254,11 @@ def write_report(text: str, path: Path | None) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp creates the file readable by its owner only; give the report
+        # the permissions of a file created with open().
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, path)
     finally:
         Path(temp_name).unlink(missing_ok=True)

@@ -149,7 +149,9 @@ def make_methods(problem: Problem, vector: torch.Tensor) -> dict[str, Callable[[
         return torch.autograd.functional.hvp(loss_of_flat, flat_params, vector)
 
     detached = {n: p.detach() for n, p in zip(names, params, strict=True)}
-    tangents = dict(zip(names, vector_list, strict=True))
+    # Separate parameter-shaped tensors, as a user of torch.func would hold them,
+    # rather than views into one flat vector.
+    tangents = {name: v.clone() for name, v in zip(names, vector_list, strict=True)}
 
     def loss_of_dict(state: dict[str, torch.Tensor]) -> torch.Tensor:
         return loss_fn(functional_call(model, state, (inputs,)), labels)
