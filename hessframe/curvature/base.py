@@ -56,8 +56,9 @@ class CurvatureProvider(abc.ABC):
     Subclasses set ``kind`` and implement ``capabilities`` and ``_matvec``.
     They should also implement ``_matmat`` when products with several vectors
     at once are cheaper than a loop. The public :meth:`matvec` and
-    :meth:`matmat` check the input and the finiteness of the result around them. Vectors are flat tensors of length ``size`` with the
-    provider's dtype on its device; blocks of vectors are (n, k) tensors.
+    :meth:`matmat` check the input and the finiteness of the result around them.
+    Vectors are flat tensors of length ``size`` with the provider's dtype on its
+    device, and blocks of vectors are (n, k) tensors.
 
     Args:
         size: n, the number of rows and columns of H.
