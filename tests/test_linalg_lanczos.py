@@ -10,6 +10,7 @@ from linalg_cases import SPECTRA, DenseProvider, dense_case, matrix_with_spectru
 
 from hessframe.errors import InvalidArgumentError
 from hessframe.linalg import lanczos, power_iteration, to_linear_operator
+from hessframe.linalg.lanczos import eigenvalue_error_bounds
 
 
 def reference_eigenvalues(matrix: torch.Tensor, which: str, k: int) -> torch.Tensor:
@@ -207,6 +208,125 @@ def test_lanczos_needs_fewer_products_than_arpack() -> None:
     assert ours.num_matvecs < operator.num_matvecs
 
 
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, 1e-10])
+@pytest.mark.parametrize("which", ["largest", "smallest", "magnitude"])
+@pytest.mark.parametrize("name", ["decaying", "indefinite", "clustered", "repeated"])
+def test_eigenvalue_criterion_bounds_error(name: str, which: str, tol: float) -> None:
+    op = dense_case(name)
+    block_size = 3 if name == "repeated" else 1
+    result = lanczos(
+        op,
+        k=3,
+        which=which,
+        tol=tol,
+        criterion="eigenvalue",
+        block_size=block_size,
+        generator=torch.Generator().manual_seed(2),
+    )
+
+    expected = reference_eigenvalues(op.matrix, which, 3)
+    scale = float(torch.linalg.eigvalsh(op.matrix).abs().max())
+    rounding = 10 * torch.finfo(torch.float64).eps * scale
+    assert result.converged
+    errors = (result.eigenvalues - expected).abs()
+    assert bool((errors <= tol * expected.abs() + rounding).all()), errors
+
+
+def test_eigenvalue_criterion_float32() -> None:
+    op = dense_case("indefinite", dtype=torch.float32)
+    result = lanczos(
+        op, k=2, tol=1e-3, criterion="eigenvalue", generator=torch.Generator().manual_seed(0)
+    )
+
+    expected = reference_eigenvalues(op.matrix.double(), "largest", 2)
+    assert result.converged
+    errors = (result.eigenvalues.double() - expected).abs()
+    assert bool((errors <= 1e-3 * expected.abs()).all()), errors
+
+
+def test_eigenvalue_criterion_saves_products() -> None:
+    op = small_gap_case()
+    by_eigenvalue = lanczos(
+        op, k=1, tol=1e-6, criterion="eigenvalue", generator=torch.Generator().manual_seed(0)
+    )
+    by_residual = lanczos(
+        op, k=1, tol=1e-6, criterion="residual", generator=torch.Generator().manual_seed(0)
+    )
+
+    assert by_eigenvalue.converged
+    assert by_residual.converged
+    assert abs(float(by_eigenvalue.eigenvalues[0]) - 1.0) <= 1e-6
+    assert by_eigenvalue.num_matvecs < by_residual.num_matvecs
+
+
+def test_eigenvalue_criterion_true_residuals() -> None:
+    op = small_gap_case()
+    result = lanczos(
+        op, k=2, tol=1e-4, criterion="eigenvalue", generator=torch.Generator().manual_seed(1)
+    )
+
+    vectors = result.eigenvectors
+    true_residuals = torch.linalg.vector_norm(
+        op.matrix @ vectors - vectors * result.eigenvalues, dim=0
+    )
+    torch.testing.assert_close(result.residuals, true_residuals, atol=1e-12, rtol=1e-6)
+    # The bound is quadratic in the residual, so the residuals stay well above
+    # tol·|λ| while the eigenvalues already meet it.
+    assert float(result.residuals.max()) > 1e-4 * 0.95
+
+
+@pytest.mark.parametrize("criterion", ["eigenvalue", "residual"])
+def test_lanczos_unconverged_at_max_iter(criterion: str) -> None:
+    op = small_gap_case()
+    result = lanczos(
+        op,
+        k=1,
+        tol=1e-8,
+        criterion=criterion,
+        max_iter=4,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+    error = abs(float(result.eigenvalues[0]) - 1.0)
+    assert not result.converged
+    assert error > 1e-8
+
+
+def test_error_bound_sharp_for_two_by_two() -> None:
+    # H = diag(1, 0) and the unit vector y = (cos t, sin t): the Ritz value is
+    # θ = cos²t, the residual ‖H y − θ y‖ = cos t sin t, and the other
+    # eigenvalue 0 is exact (residual 0), so the gap is δ = cos²t and the
+    # Kato-Temple bound r²/δ = sin²t equals the true error 1 − θ.
+    t = torch.tensor(0.3, dtype=torch.float64)
+    matrix = torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    y = torch.stack([torch.cos(t), torch.sin(t)])
+    theta = y @ matrix @ y
+    residual = torch.linalg.vector_norm(matrix @ y - theta * y)
+
+    bounds = eigenvalue_error_bounds(
+        torch.stack([theta, torch.zeros((), dtype=torch.float64)]),
+        torch.stack([residual, torch.zeros((), dtype=torch.float64)]),
+    )
+
+    torch.testing.assert_close(bounds[0], 1.0 - theta)
+
+
+def test_error_bound_gaps_subtract_residuals() -> None:
+    values = torch.tensor([0.9, 0.2, 0.5], dtype=torch.float64)
+    residuals = torch.tensor([0.01, 0.05, 0.1], dtype=torch.float64)
+    bounds = eigenvalue_error_bounds(values, residuals)
+
+    # Gaps minⱼ |θᵢ − θⱼ| − rⱼ: 0.9 → min(0.7 − 0.05, 0.4 − 0.1) = 0.3;
+    # 0.2 → min(0.7 − 0.01, 0.3 − 0.1) = 0.2; 0.5 → min(0.4 − 0.01, 0.3 − 0.05) = 0.25.
+    expected = torch.tensor([0.01**2 / 0.3, 0.05**2 / 0.2, 0.1**2 / 0.25], dtype=torch.float64)
+    torch.testing.assert_close(bounds, expected)
+    # Without a second Ritz value there is no gap, and the bound is the residual.
+    torch.testing.assert_close(eigenvalue_error_bounds(values[:1], residuals[:1]), residuals[:1])
+    # A gap closed by a residual also leaves the residual.
+    closed = eigenvalue_error_bounds(values[1:], torch.tensor([0.2, 0.4], dtype=torch.float64))
+    torch.testing.assert_close(closed, torch.tensor([0.2, 0.4], dtype=torch.float64))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -220,6 +340,7 @@ def test_lanczos_needs_fewer_products_than_arpack() -> None:
         ({"v0": torch.ones(9, dtype=torch.float64)}, "v0 must have shape"),
         ({"v0": torch.ones(10, dtype=torch.float32)}, "v0 has dtype torch.float32"),
         ({"generator": 3}, "generator must be a torch.Generator"),
+        ({"criterion": "angle"}, "criterion must be one of 'eigenvalue', 'residual'"),
     ],
 )
 def test_lanczos_rejects_bad_arguments(kwargs: dict, message: str) -> None:
