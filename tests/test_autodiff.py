@@ -797,3 +797,82 @@ def test_cuda_provider_matches_cpu_dense(module_case: HessianCase, provider_chec
     assert provider.device.type == "cuda"
     assert provider.capabilities.gpu
     provider_checker(provider, module_case.dense.cuda(), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------
+# Dense matrix by vectorised forward-over-reverse
+
+
+def _reverse_over_reverse_truth(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """Return the full-data Hessian by jacrev of jacrev, a route to_dense does not take."""
+    names = [name for name, _ in model.named_parameters()]
+    shapes = [parameter.shape for parameter in model.parameters()]
+    sizes = [parameter.numel() for parameter in model.parameters()]
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(flat, sizes)
+        parameters = {
+            name: piece.view(shape)
+            for name, piece, shape in zip(names, pieces, shapes, strict=True)
+        }
+        outputs = torch.func.functional_call(model, parameters, (inputs,))
+        return nn.functional.cross_entropy(outputs, targets)
+
+    flat = torch.cat([parameter.detach().reshape(-1) for parameter in model.parameters()])
+    return torch.func.jacrev(torch.func.jacrev(loss))(flat)
+
+
+def test_to_dense_sums_weighted_batches() -> None:
+    model, inputs, targets = _mlp_and_data()
+    truth = _reverse_over_reverse_truth(model, inputs, targets)
+    batches = [
+        (inputs[:3], targets[:3]),
+        (inputs[3:10], targets[3:10]),
+        (inputs[10:], targets[10:]),
+    ]
+    provider = AutodiffHessian.from_module(model, nn.CrossEntropyLoss(), batches)
+
+    dense = provider.to_dense()
+
+    assert torch.allclose(dense, truth, rtol=1e-10, atol=1e-12)
+    assert torch.equal(dense, dense.T)
+
+
+def test_to_dense_splits_block_over_memory_estimate(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    model, inputs, targets = _mlp_and_data()
+    truth = _reverse_over_reverse_truth(model, inputs, targets)
+    provider = AutodiffHessian.from_module(model, nn.CrossEntropyLoss(), (inputs, targets))
+    monkeypatch.setattr("hessframe.curvature.autodiff._DENSE_BLOCK_BYTES", 1)
+
+    with caplog.at_level(logging.DEBUG, logger="hessframe.curvature.autodiff"):
+        dense = provider.to_dense()
+
+    assert torch.allclose(dense, truth, rtol=1e-10, atol=1e-12)
+    assert any(" 1 columns per block" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("mode", ["auto", FORWARD_OVER_REVERSE])
+def test_to_dense_falls_back_when_vmap_fails(mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    x = torch.tensor([1.0, 2.0, -0.5], dtype=DTYPE)
+    provider = AutodiffHessian(lambda point: _CubeWithoutVmap.apply(point).sum(), x, mode=mode)
+
+    with caplog.at_level(logging.INFO, logger="hessframe.curvature.autodiff"):
+        dense = provider.to_dense()
+
+    assert torch.allclose(dense, torch.diag(6 * x), rtol=1e-12)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("vectorised forward-over-reverse Hessian failed" in m for m in messages)
+
+
+def test_to_dense_non_finite_raises() -> None:
+    # |x|^1.5 has gradient 0 but an infinite second derivative at 0.
+    provider = AutodiffHessian(
+        lambda x: x.abs().pow(1.5).sum(), torch.zeros(3, dtype=DTYPE), mode=FORWARD_OVER_REVERSE
+    )
+
+    with pytest.raises(NonFiniteError, match="dense Hessian"):
+        provider.to_dense()
