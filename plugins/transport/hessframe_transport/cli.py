@@ -138,10 +138,18 @@ def _solve(
 
 
 def _describe(measure: Measure) -> str:
+    path = _relative_to_cwd(measure.path)
     if measure.kind == "image":
         rows, cols = measure.image.shape
-        return f"{measure.path} (image {rows}×{cols}, {measure.size} pixels with mass)"
-    return f"{measure.path} ({measure.size} points in {measure.points.shape[1]} dimensions)"
+        return f"{path} (image {rows}×{cols}, {measure.size} pixels with mass)"
+    return f"{path} ({measure.size} points in {measure.points.shape[1]} dimensions)"
+
+
+def _relative_to_cwd(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 @transport_group.command("solve")
