@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 import torch
 
+from hessframe.commands._output import prepare_output_folder
 from hessframe.digits import (
     count_parameters,
     digits_loader,
@@ -25,6 +27,12 @@ from hessframe.spectrum import (
 
 DEFAULT_OUT = Path("hessframe-out") / "spectrum"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _reject_non_finite(context: click.Context, parameter: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite positive number, got {value}")
+    return value
 
 
 @click.command("spectrum")
@@ -82,6 +90,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 @click.option(
     "--tol",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_reject_non_finite,
     default=1e-6,
     show_default=True,
     help="Lanczos tolerance on the eigenpair residuals, relative to the largest "
@@ -128,6 +137,7 @@ def spectrum_command(
     top eigenvalues, the trace, the number of Hessian-vector products and the
     time, and writes spectrum.json and spectrum.png into --out.
     """
+    prepare_output_folder(out, "--out")
     model = load_pretrained_digits_mlp(DTYPES[dtype])
     num_parameters = count_parameters(model)
     if top_k > num_parameters:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hessframe.commands._output import prepare_output_folder
 from hessframe.digits import save_digits_mlp, train_digits_mlp
 
 DEFAULT_OUT = Path("hessframe-out") / "digits_mlp.pt"
@@ -45,6 +46,7 @@ def train_digits_command(out: Path, epochs: int, seed: int) -> None:
     """
     if out.suffix != ".pt":
         raise click.BadParameter(f"must end in .pt, got {str(out)!r}", param_hint="--out")
+    prepare_output_folder(out.parent, "--out")
     command = shlex.join(
         [
             "hessframe",
