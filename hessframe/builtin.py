@@ -45,8 +45,8 @@ def hessframe_curvature_providers() -> list[ProviderRecord]:
             "autodiff",
             "autodiff",
             _autodiff,
-            "Exact Hessian-vector products by forward-over-reverse differentiation "
-            "(AutodiffHessian(func, x)).",
+            "Exact Hessian-vector products by automatic differentiation, forward-over-reverse "
+            "or reverse-over-reverse (AutodiffHessian(func, x)).",
         ),
         ProviderRecord(
             "finite-difference",

@@ -20,7 +20,8 @@ from hessframe.plugins import PluginManager, get_plugin_manager
 
 logger = logging.getLogger(__name__)
 
-#: Domain plugins that ``hessframe install`` knows, by short name.
+#: The domains that hessframe plugins cover, by short name. ``hessframe install``
+#: accepts these; from a source checkout only those with a folder under plugins/.
 KNOWN_PLUGINS = ("audio", "bilevel", "diffusion", "molecules", "transport")
 
 
@@ -51,13 +52,8 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
     cli.add_command(plugins_command)
     cli.add_command(providers_command)
     cli.add_command(install_command)
+    # A plugin that failed to import has already been reported through logging.
     manager.add_commands(cli)
-    for failure in manager.failures:
-        click.echo(
-            f"warning: plugin {failure.name!r} ({failure.target}) failed to import and is "
-            f"skipped: {failure.error}",
-            err=True,
-        )
     return cli
 
 
@@ -133,20 +129,34 @@ def source_checkout_root() -> Path | None:
 def pip_install_arguments(name: str, checkout: Path | None) -> list[str]:
     """Return the pip arguments that install the domain plugin ``name``.
 
-    From a source checkout the plugin is installed editable from ``plugins/NAME``;
-    otherwise pip installs the distribution ``hessframe-NAME``.
+    From a source checkout the plugin is installed editable from ``plugins/NAME``
+    and only the plugins in that folder are accepted. Otherwise pip installs the
+    distribution ``hessframe-NAME`` for one of :data:`KNOWN_PLUGINS`.
 
     Raises:
-        click.BadParameter: ``name`` is not a known domain plugin.
+        click.BadParameter: ``name`` is not a plugin of the checkout, or outside
+            a checkout not one of :data:`KNOWN_PLUGINS`.
     """
+    if checkout is not None:
+        available = checkout_plugins(checkout)
+        if name not in available:
+            raise click.BadParameter(
+                f"unknown plugin {name!r}: this checkout has no plugins/{name}/pyproject.toml; "
+                f"plugins in this checkout: {', '.join(available) or 'none'}",
+                param_hint="NAME",
+            )
+        return ["install", "-e", str(checkout / "plugins" / name)]
     if name not in KNOWN_PLUGINS:
         raise click.BadParameter(
             f"unknown plugin {name!r}; known plugins: {', '.join(KNOWN_PLUGINS)}",
             param_hint="NAME",
         )
-    if checkout is not None and (checkout / "plugins" / name / "pyproject.toml").is_file():
-        return ["install", "-e", str(checkout / "plugins" / name)]
     return ["install", f"hessframe-{name}"]
+
+
+def checkout_plugins(checkout: Path) -> list[str]:
+    """Return the names of the plugin folders (with a pyproject.toml) under ``checkout/plugins``."""
+    return sorted(path.parent.name for path in (checkout / "plugins").glob("*/pyproject.toml"))
 
 
 @click.command("install")

@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from hessframe.cli import KNOWN_PLUGINS, build_cli, pip_install_arguments, source_checkout_root
+from hessframe.cli import (
+    KNOWN_PLUGINS,
+    build_cli,
+    checkout_plugins,
+    pip_install_arguments,
+    source_checkout_root,
+)
 from hessframe.plugins import PluginManager
 
 
@@ -56,11 +63,18 @@ def test_plugins_text_names_core(cli):
     assert result.output.startswith("core (hessframe ")
 
 
-def test_install_unknown_name_lists_known_plugins(cli):
+def test_install_unknown_name_lists_checkout_plugins(cli):
     result = CliRunner().invoke(cli, ["install", "chemistry"])
     assert result.exit_code == 2
     assert "unknown plugin 'chemistry'" in result.output
-    assert "audio, bilevel, diffusion, molecules, transport" in result.output
+    available = checkout_plugins(source_checkout_root())
+    assert "transport" in available
+    assert f"plugins in this checkout: {', '.join(available)}" in result.output
+
+
+def test_install_outside_checkout_rejects_unknown_domain():
+    with pytest.raises(click.BadParameter, match="known plugins: audio, bilevel, diffusion"):
+        pip_install_arguments("chemistry", None)
 
 
 def test_install_dry_run_uses_checkout_folder(cli):
