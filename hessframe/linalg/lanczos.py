@@ -16,13 +16,13 @@ r = ‖B sₘ‖, where sₘ holds the last block of s. Two stopping rules use i
 
 - ``criterion="eigenvalue"`` bounds the error of the Ritz value. Some
   eigenvalue λ lies within r of θ, and if the rest of the spectrum is at
-  distance δ > 0 from θ, then |λ − θ| ≤ r²/δ (Kato 1949,
-  Temple 1952; Parlett, "The Symmetric Eigenvalue Problem", 1998, §11-5 and
-  §11-7). The distance δ is estimated from the other Ritz values θⱼ and their
+  distance δ > 0 from θ, then |λ − θ| ≤ r²/δ, the Kato-Temple
+  bound (Parlett, "The Symmetric Eigenvalue Problem", SIAM 1998, chapter
+  11). The distance δ is estimated from the other Ritz values θⱼ and their
   residuals rⱼ as min over j of |θ − θⱼ| − rⱼ, so a pair stops when
   min(r, r²/δ) ≤ tol·|θ| + 10·ε·max|θ|, where ε is the machine epsilon of
   the operator's dtype and the last term is the rounding level of a Ritz
-  value. Because the bound is quadratic in r, it is met after far fewer
+  value. Because the bound is quadratic in r, it is met after fewer
   steps than a residual test of the same tol.
 - ``criterion="residual"`` (the default) requires r ≤ tol·max|θ|, which
   also bounds the angle between the Ritz vector and the eigenspace by r/δ;
@@ -559,9 +559,9 @@ def eigenvalue_error_bounds(ritz_values: torch.Tensor, residuals: torch.Tensor) 
     Some eigenvalue lies within r of a Ritz value θ with residual norm r. If
     no other eigenvalue lies within δ of θ, that eigenvalue is within r²/δ
     (the Kato-Temple bound; Parlett, "The Symmetric Eigenvalue Problem",
-    §11-5). The gap δ of θᵢ is estimated as minⱼ≠ᵢ |θᵢ − θⱼ| − rⱼ: the other
-    eigenvalues are taken to lie within rⱼ of the other Ritz values θⱼ
-    (Parlett §11-7). With one Ritz value the bound is r.
+    chapter 11). The gap δ of θᵢ is estimated as minⱼ≠ᵢ |θᵢ − θⱼ| − rⱼ,
+    taking the other eigenvalues to lie within rⱼ of the other Ritz values
+    θⱼ. With one Ritz value the bound is r.
 
     NOTE: the gap is an estimate. An eigenvalue that no Ritz value
     approximates yet is not seen, so a small Krylov space can overstate δ.
