@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import rosen_der, rosen_hess
 
 from hessframe.curvature.finite_difference import FiniteDifferenceHessian
-from hessframe.errors import InvalidArgumentError, NonFiniteError
+from hessframe.errors import InvalidArgumentError, NondeterministicModelError, NonFiniteError
 
 
 def sin_times_square(x: torch.Tensor) -> torch.Tensor:
@@ -533,3 +533,27 @@ def test_from_module_keeps_later_parameter_changes():
         assert torch.equal(after[name], value), name
     scale = float((truth.abs() @ v.abs()).max())
     assert float((product - truth @ v).abs().max()) < 1e-7 * scale
+
+
+def test_from_module_rejects_dropout_in_training_mode():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2)
+    ).double()
+    batch = (torch.randn(8, 3, dtype=torch.float64), torch.randint(0, 2, (8,)))
+    with pytest.raises(NondeterministicModelError, match=r"submodule '1' \(Dropout\).*model\.eval"):
+        FiniteDifferenceHessian.from_module(model.train(), torch.nn.functional.cross_entropy, batch)
+    provider = FiniteDifferenceHessian.from_module(
+        model.eval(), torch.nn.functional.cross_entropy, batch
+    )
+    assert provider.size == 3 * 4 + 4 + 4 * 2 + 2
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e200])
+def test_matvec_exact_at_extreme_vector_scales(scale):
+    matrix = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    provider = FiniteDifferenceHessian(lambda x: matrix @ x, torch.zeros(2, dtype=torch.float64))
+    v = torch.tensor([1.0, -2.0], dtype=torch.float64) * scale
+    product = provider.matvec(v)
+    expected = matrix @ v
+    assert torch.allclose(product, expected, rtol=1e-6, atol=0.0)
+    assert product.abs().min() > 0

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from hessframe.curvature.base import DEFAULT_MAX_DENSE_SIZE, Capabilities, CurvatureProvider
-from hessframe.errors import InvalidArgumentError
+from hessframe.errors import InvalidArgumentError, NondeterministicModelError
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +150,13 @@ class FiniteDifferenceHessian(CurvatureProvider):
         outside ``params`` and the buffers keep their current values during a
         product, so build a new provider after changing them.
 
-        The model must be deterministic: dropout in training mode makes the
-        differences meaningless, so call ``model.eval()`` first where it has
-        dropout. The batches are kept in a list, so a one-shot iterator works
-        and the data is held in memory.
+        The model must be deterministic: dropout in training mode draws new
+        masks in every gradient call, which makes the differences meaningless,
+        so it is rejected; call ``model.eval()`` first. Batch norm in training
+        mode is accepted, because with fixed batches its batch statistics are a
+        deterministic function of the parameters, and its running statistics
+        are restored after every product. The batches are kept in a list, so a one-shot
+        iterator works and the data is held in memory.
 
         Args:
             model: The network.
@@ -171,6 +174,7 @@ class FiniteDifferenceHessian(CurvatureProvider):
             A provider of size Σ numel over ``params``, with their dtype and device.
 
         Raises:
+            NondeterministicModelError: ``model`` has dropout in training mode.
             InvalidArgumentError: ``model`` is not a module, ``loss_fn`` is not
                 callable, ``data`` contains no batch of (inputs, targets), or
                 ``params`` is empty, names something that is not a parameter
@@ -185,6 +189,7 @@ class FiniteDifferenceHessian(CurvatureProvider):
                 f"loss_fn must be a callable loss_fn(outputs, targets), "
                 f"got {type(loss_fn).__name__}"
             )
+        _reject_active_dropout(model)
         batches = _collect_batches(data)
         parameters = _select_parameters(model, params)
         state = _ModuleState(model, parameters)
@@ -242,21 +247,28 @@ class FiniteDifferenceHessian(CurvatureProvider):
         return eps ** (1.0 / 3.0) * max(1.0, self._x_norm) / v_norm
 
     def _matvec(self, v: torch.Tensor) -> torch.Tensor:
-        v_norm = float(torch.linalg.vector_norm(v))
-        if v_norm == 0.0:
-            return torch.zeros_like(v)
-        if not math.isfinite(v_norm):
+        if not bool(torch.isfinite(v).all()):
             raise InvalidArgumentError("v contains NaN or infinite values; pass a finite direction")
-        h = self._step_for_norm(v_norm)
+        # With the automatic step only the direction of v matters, so v is
+        # scaled to a largest entry of 1 first: its norm can then neither
+        # underflow (entries near 1e-300) nor overflow (entries near 1e200).
+        scale = float(v.abs().max()) if self._step is None else 1.0
+        if scale == 0.0:
+            return torch.zeros_like(v)
+        direction = v / scale
+        direction_norm = float(torch.linalg.vector_norm(direction))
+        if direction_norm == 0.0:
+            return torch.zeros_like(v)
+        h = self._step_for_norm(direction_norm)
 
         try:
-            grad_plus = self._gradient(self._x + h * v, _PLUS_LABEL, h)
-            grad_minus = self._gradient(self._x - h * v, _MINUS_LABEL, h)
+            grad_plus = self._gradient(self._x + h * direction, _PLUS_LABEL, h)
+            grad_minus = self._gradient(self._x - h * direction, _MINUS_LABEL, h)
         finally:
             if self._restore is not None:
                 self._restore()
 
-        return (grad_plus - grad_minus) / (2.0 * h)
+        return (grad_plus - grad_minus) * (scale / (2.0 * h))
 
     def to_dense(
         self, max_size: int = DEFAULT_MAX_DENSE_SIZE, chunk_size: int = 256
@@ -545,3 +557,13 @@ class _MeanLossGradient:
                 if grad is not None:
                     accumulated.add_(grad, alpha=weight)
         return torch.cat([g.reshape(-1) for g in total])
+
+
+def _reject_active_dropout(model: torch.nn.Module) -> None:
+    for name, module in model.named_modules():
+        if module.training and isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            raise NondeterministicModelError(
+                f"model is in training mode and its submodule {name or '(root)'!r} "
+                f"({type(module).__name__}) draws a new random mask in every gradient call, "
+                "so finite differences of the gradient are meaningless; call model.eval() first"
+            )
