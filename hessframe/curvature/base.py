@@ -265,7 +265,7 @@ class CurvatureProvider(abc.ABC):
     # Checks shared by every provider
 
     def check_vector(self, v: Any, name: str) -> None:
-        """Raise InvalidArgumentError unless ``v`` is a flat vector this provider accepts."""
+        """Raise InvalidArgumentError unless ``v`` is a finite flat vector for this provider."""
         if not isinstance(v, torch.Tensor):
             raise InvalidArgumentError(
                 f"{name} must be a torch.Tensor of shape ({self.size},), got {type(v).__name__}"
@@ -274,10 +274,10 @@ class CurvatureProvider(abc.ABC):
             raise InvalidArgumentError(
                 f"{name} must have shape ({self.size},) to match the provider, got {tuple(v.shape)}"
             )
-        self._check_dtype_device(v, name)
+        self._check_contents(v, name)
 
     def check_block(self, V: Any, name: str) -> None:
-        """Raise InvalidArgumentError unless ``V`` is an (n, k) block this provider accepts."""
+        """Raise InvalidArgumentError unless ``V`` is a finite (n, k) block for this provider."""
         if not isinstance(V, torch.Tensor):
             raise InvalidArgumentError(
                 f"{name} must be a torch.Tensor of shape ({self.size}, k), got {type(V).__name__}"
@@ -287,9 +287,9 @@ class CurvatureProvider(abc.ABC):
                 f"{name} must have shape ({self.size}, k) to match the provider, "
                 f"got {tuple(V.shape)}"
             )
-        self._check_dtype_device(V, name)
+        self._check_contents(V, name)
 
-    def _check_dtype_device(self, tensor: torch.Tensor, name: str) -> None:
+    def _check_contents(self, tensor: torch.Tensor, name: str) -> None:
         if tensor.dtype != self.dtype:
             raise InvalidArgumentError(
                 f"{name} has dtype {tensor.dtype} but the provider works in {self.dtype}; "
@@ -299,6 +299,10 @@ class CurvatureProvider(abc.ABC):
             raise InvalidArgumentError(
                 f"{name} is on {tensor.device} but the provider is on {self.device}; "
                 f"move it with .to('{self.device}')"
+            )
+        if not bool(torch.isfinite(tensor).all()):
+            raise InvalidArgumentError(
+                f"{name} contains NaN or infinite values; pass finite values"
             )
 
     def check_dense_arguments(self, max_size: int, chunk_size: int) -> None:
