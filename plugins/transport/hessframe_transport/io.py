@@ -216,16 +216,15 @@ def _read_npy(path: Path, argument: str) -> np.ndarray:
 def _read_npz_points(path: Path, argument: str) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if "points" not in archive.files:
-                raise _invalid(
-                    argument, path, f"the archive has arrays {archive.files} but no 'points' array"
-                )
-            points = np.asarray(archive["points"])
-            weights = np.asarray(archive["weights"]) if "weights" in archive.files else None
+            names = list(archive.files)
+            points = np.asarray(archive["points"]) if "points" in names else None
+            weights = np.asarray(archive["weights"]) if "weights" in names else None
     except (ValueError, OSError, EOFError) as error:
         raise _invalid(
             argument, path, f"numpy cannot read it as an .npz archive ({error})"
         ) from error
+    if points is None:
+        raise _invalid(argument, path, f"the archive has arrays {names} but no 'points' array")
 
     for name, array, ndim in (("points", points, 2), ("weights", weights, 1)):
         if array is None:

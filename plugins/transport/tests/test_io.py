@@ -214,8 +214,16 @@ def test_npz_without_points_is_rejected(tmp_path):
     path = tmp_path / "cloud.npz"
     np.savez(path, coordinates=np.zeros((2, 2)))
 
-    with pytest.raises(InvalidArgumentError, match=r"no 'points' array"):
+    with pytest.raises(InvalidArgumentError) as caught:
         read_measure(path)
+
+    message = str(caught.value)
+    expected = (
+        f"SOURCE {str(path)!r}: the archive has arrays ['coordinates'] but no 'points' array;"
+    )
+    assert message.startswith(expected)
+    assert message.count("accepted are") == 1
+    assert "numpy cannot read" not in message
 
 
 def test_dense_plan_round_trips(tmp_path):
