@@ -237,7 +237,9 @@ def wasserstein_distance(
         source, target: With ``kind="images"``, 2-D non-negative arrays read as
             densities on their pixel grids (:func:`image_to_measure`), of the
             same or different shapes, with distances in pixel widths. With
-            ``kind="points"``, (n, d) and (m, d) point clouds.
+            ``kind="points"``, (n, d) and (m, d) point clouds. The kind is
+            not guessed from the shapes, because an (n, 2) array is a valid
+            image as well as a point cloud.
         p: 1 or 2.
         reg: Entropic weight. With ``relative_reg`` (the default) it is relative
             to the largest entry of M, so the solver is given M / max(M) and reg.
@@ -266,8 +268,8 @@ def wasserstein_distance(
                 "source_weights and target_weights apply to kind='points'; images carry "
                 "their masses in their pixel values"
             )
-        a, x = image_to_measure(source)
-        b, y = image_to_measure(target)
+        a, x = _image_argument(source, "source")
+        b, y = _image_argument(target, "target")
     elif kind == "points":
         x = _check_points(source, "source")
         y = _check_points(target, "target")
@@ -284,6 +286,17 @@ def wasserstein_distance(
     plan = sinkhorn_newton_sparse(a, b, M / scale, reg, numItermax=numItermax, stopThr=stopThr)
     value = max(transport_cost(plan, M), 0.0) ** (1.0 / p)
     return (value, plan) if return_plan else value
+
+
+def _image_argument(image: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return :func:`image_to_measure` of ``image``, with errors that name the argument."""
+    try:
+        return image_to_measure(image)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(
+            f"{name} was read as an image because kind='images' (the default), but {error}; "
+            "for (n, d) point clouds pass kind='points'"
+        ) from error
 
 
 def _check_points(points: Any, name: str) -> np.ndarray:

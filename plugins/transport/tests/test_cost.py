@@ -179,3 +179,18 @@ def test_images_of_different_shapes_match_emd():
 def test_invalid_cost_input_is_rejected(call, match):
     with pytest.raises(InvalidArgumentError, match=match):
         call()
+
+
+@pytest.mark.parametrize("argument", ["source", "target"])
+def test_point_cloud_as_image_names_argument_and_kind(argument):
+    cloud = np.random.default_rng(0).normal(size=(20, 2))
+    image = np.ones((4, 4))
+    arguments = {"source": image, "target": image, argument: cloud}
+
+    with pytest.raises(InvalidArgumentError) as caught:
+        wasserstein_distance(arguments["source"], arguments["target"])
+
+    message = str(caught.value)
+    assert message.startswith(f"{argument} was read as an image because kind='images'")
+    assert "negative values" in message
+    assert "pass kind='points'" in message
