@@ -552,6 +552,12 @@ def write_match_plot(
     proportional to weight; one-dimensional clouds are drawn on two horizontal
     lines. Line opacity is proportional to the plan entry.
 
+    An image against a point cloud is drawn in the coordinates of the cost
+    matrix: pixel (row, col) at horizontal position row and vertical position
+    col, against the cloud's (column 1, column 2). The image therefore appears
+    turned 90° counterclockwise relative to its picture, and the axis labels say
+    so; drawing it upright would misplace the match lines.
+
     Args:
         path: Destination PNG.
         source: The source measure (plan rows).
@@ -567,6 +573,21 @@ def write_match_plot(
         InvalidArgumentError: ``max_matches`` is below 1, the plan shape does not
             fit the measures, or the destination folder does not exist.
     """
+    figure = _match_figure(source, target, plan, max_matches=max_matches, title=title)
+    buffer = _io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return write_atomically(path, lambda stream: stream.write(buffer.getvalue()))
+
+
+def _match_figure(
+    source: Measure,
+    target: Measure,
+    plan: np.ndarray | sp.sparray | sp.spmatrix,
+    *,
+    max_matches: int,
+    title: str | None,
+) -> Any:
+    """Return the matplotlib Figure that :func:`write_match_plot` writes."""
     if max_matches < 1:
         raise InvalidArgumentError(f"max_matches must be at least 1, got {max_matches}")
     if plan.shape != (source.size, target.size):
@@ -597,9 +618,7 @@ def write_match_plot(
         title or f"{source.path.name} → {target.path.name}: {rows.size} strongest matches"
     )
 
-    buffer = _io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    return write_atomically(path, lambda stream: stream.write(buffer.getvalue()))
+    return figure
 
 
 def _draw_images(axes: Any, source: Measure, target: Measure) -> tuple[np.ndarray, np.ndarray]:
@@ -639,7 +658,12 @@ def _draw_clouds(axes: Any, source: Measure, target: Measure) -> tuple[np.ndarra
     ):
         axes.scatter(*points.T, s=size, c=color, alpha=0.45, label=f"{label} ({measure.size})")
     axes.legend(loc="best", fontsize="small")
-    if max(source.points.shape[1], target.points.shape[1]) > 2:
+    # Both measures are drawn in the coordinates the cost matrix was built from, so an
+    # image's pixel (row, col) sits at x = row, y = col: its picture turned 90° counterclockwise.
+    if source.kind == "image" or target.kind == "image":
+        axes.set_xlabel("coordinate 1 (image row; point cloud column 1)")
+        axes.set_ylabel("coordinate 2 (image column; point cloud column 2)")
+    elif max(source.points.shape[1], target.points.shape[1]) > 2:
         axes.set_xlabel("coordinate 1 (of the first two shown)")
         axes.set_ylabel("coordinate 2")
     axes.set_aspect("equal", adjustable="datalim")

@@ -323,3 +323,26 @@ def test_match_plot_is_a_png(tmp_path, kind):
     with Image.open(path) as written:
         assert written.format == "PNG"
         assert written.size[0] > 100
+
+
+def test_image_against_points_plot_uses_cost_coordinates(tmp_path):
+    from hessframe_transport.io import _match_figure
+
+    image_path = tmp_path / "image.npy"
+    np.save(image_path, np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]))
+    cloud_path = tmp_path / "cloud.csv"
+    cloud_path.write_text("x,y\n0,1\n2,0\n")
+    image = read_measure(image_path, kind="image")
+    cloud = read_measure(cloud_path, argument="TARGET")
+    plan = np.diag([1.0 / 3.0, 2.0 / 3.0])
+
+    figure = _match_figure(image, cloud, plan, max_matches=10, title=None)
+
+    axes = figure.axes[0]
+    assert axes.get_xlabel() == "coordinate 1 (image row; point cloud column 1)"
+    assert axes.get_ylabel() == "coordinate 2 (image column; point cloud column 2)"
+    image_offsets = axes.collections[0].get_offsets()
+    np.testing.assert_array_equal(image_offsets, [[0.0, 1.0], [2.0, 0.0]])
+    segments = axes.collections[2].get_segments()
+    for segment in segments:
+        np.testing.assert_array_equal(segment[0], segment[1])
