@@ -148,7 +148,8 @@ def sinkhorn_newton_sparse(
         verbose: Log every phase at INFO instead of DEBUG level (logger
             ``hessframe_transport.solver``).
         warn: Emit a :class:`ConvergenceWarning` when not converged (a log
-            record at WARNING level is written either way).
+            record at WARNING level, with the attribute ``convergence=True``
+            for filters, is written either way).
         warmstart: Starting log-potentials (log_u, log_v) of lengths n and m,
             as in ``ot.bregman.sinkhorn_log`` (for example ``log["log_u"]``
             and ``log["log_v"]`` of an earlier run). Only their entries on the
@@ -190,6 +191,11 @@ def sinkhorn_newton_sparse(
     Warns:
         ConvergenceWarning: ``numItermax`` iterations did not bring the
             marginal error below ``stopThr``; the message gives the error reached.
+            A run that stops inside the ε-scaling stages returns the plan at
+            ``reg`` from potentials of a larger reg, which can underflow to
+            (almost) zero mass, so an L1 error near twice the total mass. The
+            plan stays finite, and the message says when it kept less than half
+            of the mass; more iterations or a larger reg fix it.
 
     NOTE: Torch inputs are copied to float64 numpy arrays on the CPU and the
     results copied back, so CUDA tensors are accepted but not solved on the GPU.
@@ -227,7 +233,14 @@ def sinkhorn_newton_sparse(
             f"(numItermax={numItermax}) with L1 marginal error {state.error:.3e}, above "
             f"stopThr={stopThr:.3e}; raise numItermax or reg, or loosen stopThr"
         )
-        logger.warning(message)
+        plan_mass = float(state.plan.sum())
+        if plan_mass < 0.5 * float(problem.a.sum()):
+            message += (
+                f". The plan has underflowed to total mass {plan_mass:.3g}, because the run "
+                "stopped inside the ε-scaling stages at larger reg"
+            )
+        # The extra attribute lets callers that report the result themselves drop this record.
+        logger.warning(message, extra={"convergence": True})
         if warn:
             warnings.warn(message, ConvergenceWarning, stacklevel=2)
     logger.log(

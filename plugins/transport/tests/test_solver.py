@@ -201,6 +201,20 @@ def test_small_reg_converges_without_nan():
     assert float((plan * p.M).sum()) == pytest.approx(exact, rel=1e-3)
 
 
+def test_underflowed_plan_warns_and_stays_finite(caplog):
+    p = make_problem(30, 20, seed=4)
+
+    with pytest.warns(ConvergenceWarning, match="plan has underflowed to total mass"):
+        plan, log = sinkhorn_newton_sparse(p.a, p.b, p.M, 1e-300, numItermax=50, log=True)
+
+    assert np.all(np.isfinite(plan))
+    assert plan.sum() < 0.5
+    assert not log["converged"]
+    records = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert len(records) == 1
+    assert records[0].convergence is True
+
+
 def test_small_reg_with_float32_torch_stays_finite():
     p = make_problem(30, 20, seed=4)
     a, b, M = (torch.tensor(x, dtype=torch.float32) for x in (p.a, p.b, p.M))
