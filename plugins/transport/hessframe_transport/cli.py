@@ -14,17 +14,21 @@ example through :class:`click.testing.CliRunner`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 import numpy as np
 import scipy.sparse as sp
 
-from hessframe.errors import InvalidArgumentError
+from hessframe.errors import HessframeError, InvalidArgumentError
 from hessframe_transport.io import (
     MEASURE_KINDS,
     Measure,
@@ -43,6 +47,11 @@ DEFAULT_REG = 0.01
 DEFAULT_MAX_ITER = 1000
 DEFAULT_TOL = 1e-9
 METRICS = ("sqeuclidean", "euclidean")
+
+#: A plan whose total mass is below this share of the marginals' total has
+#: underflowed: the solver stopped inside its ε-scaling stages, where the plan
+#: at the requested reg has (almost) no mass, so the command reports an error.
+MIN_PLAN_MASS = 0.5
 
 transport_group = click.Group(
     "transport",
@@ -72,7 +81,48 @@ def _read_argument(path: Path, argument: str, kind: str) -> Measure:
     try:
         return read_measure(path, argument=argument, kind=kind)
     except InvalidArgumentError as error:
-        raise click.BadParameter(str(error), param_hint=argument) from error
+        # read_measure starts its messages with the argument name, which click adds itself.
+        message = str(error).removeprefix(f"{argument} ")
+        raise click.BadParameter(message, param_hint=argument) from error
+
+
+def _reject_non_finite(context: click.Context, parameter: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite positive number, got {value}")
+    return value
+
+
+def _require_extension(
+    extension: str,
+) -> Callable[[click.Context, click.Parameter, Path | None], Path | None]:
+    """Return an option callback that rejects a path not ending in ``extension``."""
+
+    def check(
+        context: click.Context, parameter: click.Parameter, value: Path | None
+    ) -> Path | None:
+        if value is not None and value.suffix.lower() != extension:
+            raise click.BadParameter(
+                f"{str(value)!r} does not end in {extension}, the only format written; "
+                f"pass a path ending in {extension}"
+            )
+        return value
+
+    return check
+
+
+def _prepare_output_folder(path: Path, option: str) -> None:
+    """Create the folder of ``path`` if needed and check that a file can be written in it."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hessframe-write-check."):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise click.BadParameter(
+            f"cannot write into folder {str(folder)!r}: {reason}; pass a writable location",
+            param_hint=option,
+        ) from error
 
 
 def _default_pair(source: Path | None, target: Path | None) -> tuple[Path, Path]:
@@ -109,18 +159,42 @@ def _solve(
             f"SOURCE points have {source.points.shape[1]} coordinates but TARGET points have "
             f"{target.points.shape[1]}; both must live in the same space"
         )
-    raw_cost = cost_matrix(source.points, target.points, metric=metric, scale=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        raw_cost = cost_matrix(source.points, target.points, metric=metric, scale=False)
+    if not np.isfinite(raw_cost).all():
+        largest = max(np.abs(source.points).max(), np.abs(target.points).max())
+        raise click.UsageError(
+            f"the {metric} costs between SOURCE and TARGET overflow float64 (coordinates up to "
+            f"{largest:.3g}); rescale the coordinates"
+        )
     cost_scale = float(raw_cost.max()) if scale and raw_cost.max() > 0 else 1.0
     cost = raw_cost / cost_scale
 
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        # The summary reports a missed tolerance itself, in the command's own words.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        plan, log = sinkhorn_newton_sparse(
-            source.weights, target.weights, cost, reg, numItermax=max_iter, stopThr=tol, log=True
-        )
+    try:
+        with warnings.catch_warnings(), _without_convergence_log():
+            # The command reports a missed tolerance itself, in its own option names.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            plan, log = sinkhorn_newton_sparse(
+                source.weights,
+                target.weights,
+                cost,
+                reg,
+                numItermax=max_iter,
+                stopThr=tol,
+                log=True,
+            )
+    except HessframeError as error:
+        raise click.ClickException(f"the solver rejected the problem: {error}") from error
     elapsed = time.perf_counter() - started
+
+    plan_mass = float(plan.sum())
+    if plan_mass < MIN_PLAN_MASS:
+        raise click.ClickException(
+            f"the plan underflowed: its total mass is {plan_mass:.3g} instead of 1, because the "
+            f"solver stopped after {log['niter']} iterations, before its ε-scaling stages "
+            f"reached --reg {reg:g}; raise --max-iter or --reg. No file was written."
+        )
 
     plan_cost = linear_cost(plan, cost)
     return {
@@ -135,6 +209,24 @@ def _solve(
         "converged": bool(log["converged"]),
         "time_s": elapsed,
     }
+
+
+class _ConvergenceRecordFilter(logging.Filter):
+    """Drop the solver's missed-tolerance log record, which the command reports itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "convergence", False)
+
+
+@contextlib.contextmanager
+def _without_convergence_log() -> Iterator[None]:
+    solver_logger = logging.getLogger("hessframe_transport.solver")
+    record_filter = _ConvergenceRecordFilter()
+    solver_logger.addFilter(record_filter)
+    try:
+        yield
+    finally:
+        solver_logger.removeFilter(record_filter)
 
 
 def _describe(measure: Measure) -> str:
@@ -166,6 +258,7 @@ def _relative_to_cwd(path: Path) -> Path:
 @click.option(
     "--reg",
     type=click.FloatRange(min=0.0, min_open=True),
+    callback=_reject_non_finite,
     default=DEFAULT_REG,
     show_default=True,
     help="Entropic regularisation weight, in units of the (scaled) cost.",
@@ -187,12 +280,15 @@ def _relative_to_cwd(path: Path) -> Path:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the plan, the marginals, the support points and the cost to this .npz file.",
+    callback=_require_extension(".npz"),
+    help="Write the plan, the marginals, the support points and the cost to this .npz file "
+    "(missing folders are created).",
 )
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Draw the strongest matches to this PNG file.",
+    callback=_require_extension(".png"),
+    help="Draw the strongest matches to this .png file (missing folders are created).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option(
@@ -205,6 +301,7 @@ def _relative_to_cwd(path: Path) -> Path:
 @click.option(
     "--tol",
     type=click.FloatRange(min=0.0, min_open=True),
+    callback=_reject_non_finite,
     default=DEFAULT_TOL,
     show_default=True,
     help="Stop when the L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ is below this.",
@@ -232,10 +329,8 @@ def solve_command(
     """
     source, target = _default_pair(source, target)
     for path, option in ((out, "--out"), (plot, "--plot")):
-        if path is not None and not path.parent.is_dir():
-            raise click.BadParameter(
-                f"folder {str(path.parent)!r} does not exist; create it first", param_hint=option
-            )
+        if path is not None:
+            _prepare_output_folder(path, option)
     source_measure = _read_argument(source, "SOURCE", kind)
     target_measure = _read_argument(target, "TARGET", kind)
 
@@ -279,7 +374,14 @@ def solve_command(
         "time_s": result["time_s"],
         "out": None if out is None else str(out),
         "plot": None if plot is None else str(plot),
+        "warnings": [],
     }
+    if not result["converged"]:
+        summary["warnings"].append(
+            f"the solver stopped at --max-iter {max_iter} with marginal error "
+            f"{result['marginal_error']:.3g}, above --tol {tol:g}; raise --max-iter or --reg, "
+            "or loosen --tol"
+        )
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -307,12 +409,8 @@ def _echo_summary(summary: dict, source: Measure, target: Measure) -> None:
         f"{summary['n_newton_iterations']} Newton"
     )
     click.echo(f"time:            {summary['time_s']:.3f} s")
-    if not summary["converged"]:
-        click.echo(
-            "warning: the solver stopped before the marginal error reached the tolerance; "
-            "raise --max-iter or --reg",
-            err=True,
-        )
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     for key, label in (("out", "plan written to"), ("plot", "plot written to")):
         if summary[key] is not None:
             click.echo(f"{label}: {summary[key]}")

@@ -167,6 +167,12 @@ def test_plot_writes_png(inputs, request, tmp_path):
         ("--max-iter", "0"),
         ("--tol", "0"),
         ("--kind", "mesh"),
+        ("--reg", "nan"),
+        ("--reg", "inf"),
+        ("--tol", "nan"),
+        ("--tol", "inf"),
+        ("--out", "plan.txt"),
+        ("--plot", "matches.jpg"),
     ],
 )
 def test_bad_option_value_names_option(small_images, option, value):
@@ -176,12 +182,47 @@ def test_bad_option_value_names_option(small_images, option, value):
     assert f"Invalid value for '{option}'" in result.output
 
 
-def test_missing_output_folder_names_option(small_images, tmp_path):
-    result = invoke(*map(str, small_images), "--out", str(tmp_path / "absent" / "plan.npz"))
+@pytest.mark.parametrize(("option", "extension"), [("--out", ".npz"), ("--plot", ".png")])
+def test_wrong_extension_names_accepted_one(small_images, tmp_path, option, extension):
+    path = tmp_path / "result.txt"
+
+    result = invoke(*map(str, small_images), option, str(path))
 
     assert result.exit_code == 2
-    assert "Invalid value for --out" in result.output
-    assert "does not exist" in result.output
+    assert f"Invalid value for '{option}'" in result.output
+    assert f"pass a path ending in {extension}" in result.output
+    assert not path.exists()
+
+
+def test_missing_output_folders_are_created(small_images, tmp_path):
+    out = tmp_path / "new" / "plans" / "plan.npz"
+    plot = tmp_path / "figures" / "matches.png"
+
+    result = invoke(*map(str, small_images), "--out", str(out), "--plot", str(plot))
+
+    assert result.exit_code == 0, result.output
+    assert load_plan(out).plan.shape == (load_plan(out).a.size, load_plan(out).b.size)
+    with Image.open(plot) as image:
+        assert image.format == "PNG"
+
+
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_unwritable_output_fails_before_solving(small_images, option, monkeypatch):
+    import hessframe_transport.solver as solver
+
+    def fail(*arguments, **options):
+        raise AssertionError("the solver ran before the output location was checked")
+
+    monkeypatch.setattr(solver, "sinkhorn_newton_sparse", fail)
+    name = "plan.npz" if option == "--out" else "matches.png"
+
+    result = CliRunner().invoke(
+        transport_group, ["solve", *map(str, small_images), option, f"/proc/absent/{name}"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}: cannot write into folder '/proc/absent'" in (result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_source_without_target_is_rejected(small_images):
@@ -198,8 +239,8 @@ def test_unreadable_source_names_argument(small_images, tmp_path):
     result = invoke(str(fake), str(small_images[1]))
 
     assert result.exit_code == 2
-    assert "Invalid value for SOURCE" in result.output
-    assert "Pillow cannot read it as an image" in result.output
+    assert f"Invalid value for SOURCE: {str(fake)!r}: Pillow cannot read it" in result.output
+    assert f"SOURCE {str(fake)!r}" not in result.output
 
 
 def test_mismatched_dimensions_are_rejected(small_images):
@@ -219,7 +260,7 @@ def test_readme_python_examples_run(monkeypatch):
         exec(compile(block, str(readme), "exec"), {"__name__": "readme_example"})
 
 
-def test_iteration_cap_reports_not_converged(small_images, tmp_path):
+def test_iteration_cap_reports_not_converged(small_images, tmp_path, caplog):
     out = tmp_path / "plan.npz"
 
     result = CliRunner().invoke(
@@ -227,7 +268,62 @@ def test_iteration_cap_reports_not_converged(small_images, tmp_path):
     )
 
     assert result.exit_code == 0, result.output
-    assert "warning: the solver stopped before the marginal error reached the tolerance" in (
-        result.output
-    )
+    assert result.stderr.count("warning") == 1
+    assert "warning: the solver stopped at --max-iter 2" in result.stderr
+    assert "numItermax" not in result.output
+    assert [record.message for record in caplog.records if record.levelname == "WARNING"] == []
     assert load_plan(out).marginal_error > 1e-9
+
+
+def test_iteration_cap_warning_goes_into_json(small_images):
+    result = CliRunner().invoke(
+        transport_group, ["solve", *map(str, small_images), "--max-iter", "2", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["converged"] is False
+    assert len(summary["warnings"]) == 1
+    assert "--max-iter 2" in summary["warnings"][0]
+    assert result.stderr == ""
+
+
+def test_converged_run_has_no_warnings(small_images):
+    result = invoke(*map(str, small_images), "--json")
+
+    assert json.loads(result.stdout)["warnings"] == []
+
+
+def test_overflowing_costs_are_a_usage_error(tmp_path):
+    cloud = tmp_path / "huge.csv"
+    cloud.write_text("x,y\n0,0\n1e200,0\n")
+
+    result = invoke(str(cloud), str(cloud))
+
+    assert result.exit_code == 2, result.output
+    assert "costs between SOURCE and TARGET overflow float64" in result.output
+    assert "coordinates up to 1e+200" in result.output
+
+
+def test_underflowed_plan_is_an_error(small_images, tmp_path):
+    out = tmp_path / "plan.npz"
+
+    result = CliRunner().invoke(
+        transport_group,
+        [
+            "solve",
+            *map(str, small_images),
+            "--reg",
+            "1e-300",
+            "--max-iter",
+            "50",
+            "--out",
+            str(out),
+        ],
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "the plan underflowed: its total mass is 0 instead of 1" in result.output
+    assert "raise --max-iter or --reg" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
