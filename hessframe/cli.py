@@ -45,7 +45,8 @@ def build_cli(manager: PluginManager | None = None) -> click.Group:
     @click.option("-v", "--verbose", count=True, help="Log more: -v for INFO, -vv for DEBUG.")
     def cli(verbose: int) -> None:
         """Second-order information (Hessians, Hessian-vector products, spectra) for science."""
-        level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+        levels = {0: logging.WARNING, 1: logging.INFO}
+        level = levels.get(verbose, logging.DEBUG)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
     cli.plugin_manager = manager
