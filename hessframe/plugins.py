@@ -56,7 +56,7 @@ class PluginFailure:
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """What one registered plugin contributes.
+    """The providers, commands and data sets of one registered plugin.
 
     Attributes:
         name: Entry-point name (``core`` for the built-ins).

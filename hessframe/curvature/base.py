@@ -106,7 +106,7 @@ class CurvatureProvider(abc.ABC):
     @property
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
-        """What a caller may assume about this provider."""
+        """The facts about this provider's matrix and products that a caller may rely on."""
 
     # ------------------------------------------------------------------
     # Products
