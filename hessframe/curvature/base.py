@@ -39,7 +39,7 @@ class Capabilities:
         needs_double_backward: Products differentiate the objective twice,
             so every operator in it needs a second derivative.
         dense_available: ``to_dense`` is cheaper than n products, because the
-            provider holds the matrix or its factors.
+            provider stores the matrix or its factors.
         gpu: The provider runs on CUDA tensors.
     """
 
