@@ -1,0 +1,68 @@
+"""The hessframe hooks of the bilevel plugin: its curvature provider and (no) data sets yet.
+
+Registered through the entry point ``bilevel = "hessframe_bilevel.plugin"`` of
+the group ``hessframe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from hessframe import DatasetRecord, ProviderRecord, hookimpl
+from hessframe.errors import InvalidArgumentError
+
+
+def lower_level_hessian(
+    lower: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    **kwargs: Any,
+):
+    """Build the lower-level Hessian ∇²_yy f(x, y) as an ``AutodiffHessian`` of f(x, ·).
+
+    Args:
+        lower: f(x, y), returning a 0-d tensor.
+        x: The upper-level variable, held fixed (detached and copied).
+        y: The point of the Hessian, a flat floating tensor.
+        **kwargs: Passed to ``AutodiffHessian`` (``mode``, ``retain_graph``, ...).
+
+    Returns:
+        The provider of H = ∇²_yy f(x, ·) at y.
+
+    Raises:
+        InvalidArgumentError: ``lower`` is not callable or ``x`` is not a tensor;
+            ``AutodiffHessian`` rejects a bad ``y`` or a bad value of f.
+    """
+    from hessframe.curvature import AutodiffHessian
+
+    if not callable(lower):
+        raise InvalidArgumentError(
+            f"lower must be a callable (x, y) -> 0-d tensor, got {type(lower).__name__}"
+        )
+    if not isinstance(x, torch.Tensor):
+        raise InvalidArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    fixed_x = x.detach().clone()
+    return AutodiffHessian(lambda v: lower(fixed_x, v), y, **kwargs)
+
+
+@hookimpl
+def hessframe_curvature_providers() -> list[ProviderRecord]:
+    """Return the lower-level Hessian of a bilevel problem, built by automatic differentiation."""
+    return [
+        ProviderRecord(
+            name="bilevel-lower-hessian",
+            kind="autodiff",
+            factory=lower_level_hessian,
+            summary="Lower-level Hessian ∇²_yy f(x, y) of a bilevel problem by automatic "
+            "differentiation (lower_level_hessian(lower, x, y)).",
+        )
+    ]
+
+
+@hookimpl
+def hessframe_datasets() -> list[DatasetRecord]:
+    """Return no data sets: the bilevel plugin ships none yet."""
+    return []
