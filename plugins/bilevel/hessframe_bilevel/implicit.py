@@ -230,6 +230,14 @@ def implicit_descent(
             max_iter=lower_max_iter,
             iteration=k + 1,
         )
+        if not lower.converged:
+            logger.warning(
+                "implicit_descent: the lower solve stopped at residual %.3g above lower_tol=%g "
+                "at iteration %d; raise lower_max_iter or lower_tol",
+                lower.residual,
+                lower_tol,
+                k + 1,
+            )
         iterations = k + 1
         recorder.record(x_next, lower.y, iterations)
         change = float(torch.linalg.vector_norm(x_next - x))

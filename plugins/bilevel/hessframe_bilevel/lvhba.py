@@ -215,7 +215,7 @@ def lvhba(
             float(torch.linalg.vector_norm(state.x)), float(torch.linalg.vector_norm(state.y))
         )
         state = next_state
-        if step <= tol * scale and recorder.history().constraint_violation[-1] <= tol:
+        if step <= tol * scale and recorder.last_violation <= tol:
             converged = True
             break
 

@@ -292,6 +292,11 @@ class HistoryRecorder:
             self._problem.constraint_violation(x.detach(), y.detach(), iteration)
         )
 
+    @property
+    def last_violation(self) -> float:
+        """The constraint violation recorded last."""
+        return self._violation[-1]
+
     def history(self) -> BilevelHistory:
         """Return the frozen history recorded so far."""
         return BilevelHistory(tuple(self._upper), tuple(self._gap), tuple(self._violation))

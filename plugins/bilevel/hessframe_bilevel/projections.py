@@ -137,14 +137,14 @@ class Simplex(Projection):
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         radius = self.radius
+        # Σ max(v − τ, 0) is at least radius at τ = min v − radius/n and zero at τ = max v.
         low = v.min() - radius / v.numel()
         high = v.max()
         for _ in range(_SIMPLEX_BISECTION_STEPS):
             middle = 0.5 * (low + high)
-            if float(torch.clamp(v - middle, min=0).sum()) > radius:
-                low = middle
-            else:
-                high = middle
+            above = torch.clamp(v - middle, min=0).sum() > radius
+            low = torch.where(above, middle, low)
+            high = torch.where(above, high, middle)
         support = v > low
         threshold = (v[support].sum() - radius) / support.sum()
         return torch.clamp(v - threshold, min=0)

@@ -48,8 +48,8 @@ def coupled_toy(
     The lower level decouples by coordinate, with solution y*(x)ᵢ = min(aᵢ, xᵢ)
     and multiplier λᵢ = aᵢ − y*ᵢ. The upper objective on the graph is
     φᵢ(x) = ½(x − bᵢ)² + ½(min(aᵢ, x) − dᵢ)². On x ≤ aᵢ its minimiser is
-    min((bᵢ + dᵢ)/2, aᵢ), and on x ≥ aᵢ it is max(bᵢ, aᵢ); the better of the two
-    is optimal. That gives x* = (0.5, 1.5, 4), y* = (0.5, 1.5, 3), F* = 1.25 and
+    min((bᵢ + dᵢ)/2, aᵢ), and on x ≥ aᵢ it is max(bᵢ, aᵢ). The one of the two
+    with the smaller φᵢ is optimal. That gives x* = (0.5, 1.5, 4), y* = (0.5, 1.5, 3), F* = 1.25 and
     λ* = (0.5, 0.5, 0). The constraint is active with a positive multiplier in
     the first two coordinates and inactive in the third.
 
