@@ -44,6 +44,8 @@ PairProjection = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torc
 class BilevelProblem:
     """A bilevel problem on flat torch tensors x and y, on the CPU or CUDA.
 
+    NOTE: only CPU runs are tested so far, and the CUDA comparison test has not run on a GPU.
+
     Args:
         upper: F(x, y), returning a 0-d tensor.
         lower: f(x, y), returning a 0-d tensor, differentiable twice in y for
