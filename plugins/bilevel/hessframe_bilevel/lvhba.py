@@ -68,8 +68,10 @@ class LVHBAConfig:
     """Step sizes and proximal parameters of LV-HBA.
 
     The defaults solve both toys of :mod:`hessframe_bilevel.toys` to a relative
-    error below 1e-3; the lower levels there have gradient Lipschitz constants
-    of about 1. Scale ``alpha`` and ``eta`` down as 1/L for stiffer objectives.
+    error below 1e-3, in 6000 iterations (coupled) and 10000 (quadratic). The
+    lower-level Hessians there have eigenvalues of at most 2, and α = 0.8
+    diverged on the quadratic toy, so scale ``alpha`` and ``eta`` down as 1/L
+    for stiffer objectives.
 
     Attributes:
         alpha: Step size α of the (x, y) update.
