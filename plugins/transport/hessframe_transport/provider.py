@@ -201,3 +201,22 @@ class SparseDualHessian(CurvatureProvider):
     def diagonal(self) -> torch.Tensor:
         """Return the exact diagonal (P1, Pᵀ1)/reg."""
         return self._diagonal.clone()
+
+    def solve(self, b: torch.Tensor, damping: float = 0.0, **kwargs: Any) -> Any:
+        """Solve (H̃ + damping·I) x = b by conjugate gradient.
+
+        H̃ is singular: (1, −1) is in its null space, because adding a constant
+        to f and subtracting it from g leaves the plan unchanged. A solve
+        therefore needs ``damping`` > 0, the shift that Sinkhorn-Newton-Sparse
+        adds for the same reason.
+
+        Raises:
+            InvalidArgumentError: ``damping`` is not positive.
+        """
+        if not damping > 0:
+            raise InvalidArgumentError(
+                f"damping must be positive for the dual Hessian, got {damping}: (1, -1) is in "
+                "its null space, so H is singular; pass a small shift such as "
+                "damping=1e-6 * provider.diagonal().max()"
+            )
+        return super().solve(b, damping=damping, **kwargs)

@@ -158,3 +158,22 @@ def test_plugin_registers_provider_datasets_and_commands():
     cli = click.Group("hessframe")
     manager.add_commands(cli)
     assert "transport" in cli.commands
+
+
+def test_solve_rejects_zero_damping_naming_null_direction(solved):
+    _, plan, _ = solved
+    provider = SparseDualHessian.full(plan, REG)
+    b = torch.ones(provider.size, dtype=torch.float64)
+    with pytest.raises(InvalidArgumentError, match=r"damping must be positive.*\(1, -1\)"):
+        provider.solve(b, damping=0.0)
+
+
+def test_solve_with_damping_matches_dense(solved):
+    _, plan, _ = solved
+    provider = SparseDualHessian.full(plan, REG)
+    damping = 1e-3 * provider.diagonal().max().item()
+    b = torch.linspace(-1.0, 1.0, provider.size, dtype=torch.float64)
+    result = provider.solve(b, damping=damping, tol=1e-12)
+    dense = provider.to_dense() + damping * torch.eye(provider.size, dtype=torch.float64)
+    assert result.converged
+    assert torch.allclose(result.x, torch.linalg.solve(dense, b), rtol=1e-6, atol=1e-9)
