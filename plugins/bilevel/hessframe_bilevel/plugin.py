@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import click
 import torch
 
 from hessframe import DatasetRecord, ProviderRecord, hookimpl
@@ -66,3 +67,11 @@ def hessframe_curvature_providers() -> list[ProviderRecord]:
 def hessframe_datasets() -> list[DatasetRecord]:
     """Return no data sets: the bilevel plugin ships none yet."""
     return []
+
+
+@hookimpl
+def hessframe_commands(cli: click.Group) -> None:
+    """Add the ``hessframe bilevel`` group."""
+    from hessframe_bilevel.cli import bilevel_group
+
+    cli.add_command(bilevel_group)

@@ -1,0 +1,202 @@
+"""The ``hessframe bilevel`` commands.
+
+``hessframe bilevel toy --problem coupled|quadratic --method lvhba|implicit|unrolled``
+solves one of the toys of :mod:`hessframe_bilevel.toys`, whose optima are known in
+closed form, and prints the progress of the run, the final upper objective, the
+lower-level gap, the constraint violation, the time and the distance to the optimum.
+With ``--json`` it prints one JSON object instead.
+
+The solvers report their iterates only when they return, so the progress lines are
+read from the run's history after the solver finishes.
+
+The core's ``hessframe`` command adds :data:`bilevel_group` through this plugin's
+``hessframe_commands`` hook; the group also runs on its own, for example through
+:class:`click.testing.CliRunner`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import click
+
+#: Solvers accepted by ``--method``, in the order that messages list them.
+METHODS = ("lvhba", "implicit", "unrolled")
+
+#: For each toy, the methods that apply to it. The implicit and unrolled
+#: hypergradients need a lower level without constraints, so the coupled toy,
+#: whose lower constraint y ≤ x couples both levels, takes LV-HBA only.
+TOY_METHODS = {
+    "coupled": ("lvhba",),
+    "quadratic": ("lvhba", "implicit", "unrolled"),
+}
+
+#: Iterations when ``--iterations`` is not given: the counts at which the solver
+#: tests reach each toy's optimum to a relative error below 1e-3.
+DEFAULT_ITERATIONS = {
+    ("coupled", "lvhba"): 6000,
+    ("quadratic", "lvhba"): 10_000,
+    ("quadratic", "implicit"): 500,
+    ("quadratic", "unrolled"): 500,
+}
+
+#: Progress lines printed in a run when ``--every`` is not given.
+PROGRESS_LINES = 10
+
+bilevel_group = click.Group(
+    "bilevel",
+    help=(
+        "Bilevel optimisation: LV-HBA for lower levels with coupled constraints, and "
+        "implicit and unrolled hypergradient descent for lower levels without them."
+    ),
+)
+
+
+def _check_method(problem: str, method: str) -> None:
+    """Raise click.BadParameter unless ``method`` applies to the toy ``problem``."""
+    accepted = TOY_METHODS[problem]
+    if method not in accepted:
+        raise click.BadParameter(
+            f"{method!r} requires a lower level without constraints, but the {problem} toy "
+            f"has the lower constraint y <= x. Accepted with --problem {problem}: "
+            f"{', '.join(accepted)}",
+            param_hint="'--method'",
+        )
+
+
+def _run_solver(method: str, toy: Any, iterations: int) -> Any:
+    """Run ``method`` on ``toy`` for at most ``iterations`` outer iterations."""
+    if method == "lvhba":
+        from hessframe_bilevel.lvhba import lvhba
+
+        return lvhba(toy.problem, toy.x0, toy.y0, max_iter=iterations)
+    if method == "implicit":
+        from hessframe_bilevel.implicit import implicit_descent
+
+        return implicit_descent(toy.problem, toy.x0, toy.y0, max_iter=iterations)
+    from hessframe_bilevel.unrolled import unrolled_descent
+
+    return unrolled_descent(toy.problem, toy.x0, toy.y0, max_iter=iterations)
+
+
+def _print_progress(history: Any, every: int) -> None:
+    """Print iteration, F, lower-level gap and violation every ``every`` iterations to stderr."""
+    last = len(history.upper_objective) - 1
+    click.echo(f"{'iteration':>9}  {'upper F':>14}  {'lower gap':>10}  {'violation':>10}", err=True)
+    for k in range(0, last + 1):
+        if k % every and k != last:
+            continue
+        click.echo(
+            f"{k:>9}  {history.upper_objective[k]:>14.8g}  {history.lower_gap[k]:>10.3e}  "
+            f"{history.constraint_violation[k]:>10.3e}",
+            err=True,
+        )
+
+
+def _toy_summary(problem: str, method: str, toy: Any, result: Any, seconds: float) -> dict:
+    """Return the summary of a toy run: the final measures and the distance to the optimum."""
+    import torch
+
+    error = torch.cat([result.x - toy.x_star, result.y - toy.y_star])
+    reference = torch.cat([toy.x_star, toy.y_star])
+    distance = float(torch.linalg.vector_norm(error))
+    history = result.history
+    summary = {
+        "problem": problem,
+        "method": method,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "time_s": seconds,
+        "upper_objective": history.upper_objective[-1],
+        "upper_optimum": toy.upper_star,
+        "lower_gap": history.lower_gap[-1],
+        "constraint_violation": history.constraint_violation[-1],
+        "distance_to_optimum": distance,
+        "relative_distance_to_optimum": distance / float(torch.linalg.vector_norm(reference)),
+        "x": result.x.tolist(),
+        "y": result.y.tolist(),
+        "x_optimum": toy.x_star.tolist(),
+        "y_optimum": toy.y_star.tolist(),
+    }
+    if result.multipliers is not None:
+        summary["multipliers"] = result.multipliers.tolist()
+    return summary
+
+
+def _print_toy_summary(summary: dict) -> None:
+    def vector(values: list[float]) -> str:
+        return "(" + ", ".join(f"{value:.6g}" for value in values) + ")"
+
+    lines = [
+        f"toy {summary['problem']} solved by {summary['method']}",
+        f"  iterations            {summary['iterations']} "
+        f"(converged: {'yes' if summary['converged'] else 'no'})",
+        f"  time                  {summary['time_s']:.2f} s",
+        f"  upper objective F     {summary['upper_objective']:.8g} "
+        f"(optimum {summary['upper_optimum']:.8g})",
+        f"  lower-level gap       {summary['lower_gap']:.3e}",
+        f"  constraint violation  {summary['constraint_violation']:.3e}",
+        f"  distance to optimum   {summary['distance_to_optimum']:.3e} "
+        f"(relative {summary['relative_distance_to_optimum']:.3e})",
+        f"  x                     {vector(summary['x'])}, optimum {vector(summary['x_optimum'])}",
+        f"  y                     {vector(summary['y'])}, optimum {vector(summary['y_optimum'])}",
+    ]
+    if "multipliers" in summary:
+        lines.append(f"  multipliers lambda    {vector(summary['multipliers'])}")
+    click.echo("\n".join(lines))
+
+
+@bilevel_group.command("toy")
+@click.option(
+    "--problem",
+    type=click.Choice(tuple(TOY_METHODS)),
+    default="coupled",
+    show_default=True,
+    help="coupled: lower constraint y <= x couples both levels (LV-HBA only); "
+    "quadratic: strongly convex quadratic lower level without constraints.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="lvhba",
+    show_default=True,
+    help="Solver: lvhba (any toy), implicit or unrolled (quadratic only).",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Outer iterations at most [default: 6000 for coupled with lvhba, 10000 for "
+    "quadratic with lvhba, 500 for implicit and unrolled].",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Print a progress line every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run].",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
+)
+def toy_command(
+    problem: str, method: str, iterations: int | None, every: int | None, as_json: bool
+) -> None:
+    """Solve a toy with a closed-form optimum and report the distance to it."""
+    _check_method(problem, method)
+    from hessframe_bilevel.toys import coupled_toy, quadratic_toy
+
+    iterations = iterations if iterations is not None else DEFAULT_ITERATIONS[problem, method]
+    toy = coupled_toy() if problem == "coupled" else quadratic_toy()
+    start = time.perf_counter()
+    result = _run_solver(method, toy, iterations)
+    seconds = time.perf_counter() - start
+    summary = _toy_summary(problem, method, toy, result, seconds)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    _print_progress(result.history, every or max(1, math.ceil(result.iterations / PROGRESS_LINES)))
+    _print_toy_summary(summary)

@@ -1,0 +1,89 @@
+"""The ``hessframe bilevel`` command: toy runs against closed-form optima and bad options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from hessframe_bilevel.cli import bilevel_group
+from hessframe_bilevel.toys import coupled_toy, quadratic_toy
+
+from hessframe.cli import build_cli
+from hessframe.plugins import PluginManager
+
+
+def run(*arguments: str):
+    return CliRunner().invoke(bilevel_group, list(arguments))
+
+
+def test_coupled_lvhba_json_reaches_optimum():
+    result = run(
+        "toy", "--problem", "coupled", "--method", "lvhba", "--iterations", "5000", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    toy = coupled_toy()
+    assert summary["iterations"] == 5000
+    assert summary["relative_distance_to_optimum"] < 1e-3
+    assert summary["x"] == pytest.approx(toy.x_star.tolist(), abs=5e-3)
+    assert summary["y"] == pytest.approx(toy.y_star.tolist(), abs=5e-3)
+    assert summary["multipliers"] == pytest.approx([0.5, 0.5, 0.0], abs=1e-3)
+    assert summary["upper_objective"] == pytest.approx(toy.upper_star, rel=1e-3)
+    assert summary["constraint_violation"] == 0.0
+
+
+def test_quadratic_implicit_reaches_optimum():
+    result = run("toy", "--problem", "quadratic", "--method", "implicit", "--every", "5")
+    assert result.exit_code == 0, result.output
+    toy = quadratic_toy()
+    lines = result.stdout.splitlines()
+    assert lines[0] == "toy quadratic solved by implicit"
+    fields = {line.split(maxsplit=1)[0]: line for line in lines[1:]}
+    relative = float(fields["distance"].split("(relative ")[1].rstrip(")"))
+    assert relative < 1e-3
+    upper = float(fields["upper"].split()[3])
+    assert upper == pytest.approx(toy.upper_star, rel=1e-3)
+    # The progress table goes to stderr: its header and its first row, iteration 0.
+    progress = result.stderr.splitlines()
+    assert progress[0].split() == ["iteration", "upper", "F", "lower", "gap", "violation"]
+    assert progress[1].split()[0] == "0"
+    assert [int(row.split()[0]) % 5 for row in progress[1:-1]] == [0] * (len(progress) - 2)
+
+
+def test_quadratic_unrolled_json_reaches_optimum():
+    result = run("toy", "--problem", "quadratic", "--method", "unrolled", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert result.stderr == ""
+    assert summary["converged"] is True
+    assert summary["relative_distance_to_optimum"] < 1e-3
+    assert "multipliers" not in summary
+
+
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_coupled_rejects_unconstrained_methods(method):
+    result = run("toy", "--problem", "coupled", "--method", method)
+    assert result.exit_code == 2
+    assert "Invalid value for '--method'" in result.output
+    assert "Accepted with --problem coupled: lvhba" in result.output
+
+
+def test_unknown_method_lists_methods():
+    result = run("toy", "--method", "newton")
+    assert result.exit_code == 2
+    assert "'--method'" in result.output
+    for method in ("lvhba", "implicit", "unrolled"):
+        assert method in result.output
+
+
+def test_zero_iterations_rejected():
+    result = run("toy", "--iterations", "0")
+    assert result.exit_code == 2
+    assert "'--iterations'" in result.output
+
+
+def test_core_cli_has_bilevel_group():
+    cli = build_cli(PluginManager(autoload=True))
+    assert "bilevel" in cli.commands
+    assert "toy" in cli.commands["bilevel"].commands
