@@ -67,19 +67,26 @@ def _check_method(problem: str, method: str) -> None:
         )
 
 
-def _run_solver(method: str, toy: Any, iterations: int) -> Any:
-    """Run ``method`` on ``toy`` for at most ``iterations`` outer iterations."""
-    if method == "lvhba":
-        from hessframe_bilevel.lvhba import lvhba
+def _run_solver(
+    method: str,
+    problem: Any,
+    x0: Any,
+    y0: Any,
+    iterations: int,
+    settings: dict[str, Any] | None = None,
+) -> tuple[Any, float]:
+    """Run ``method`` for at most ``iterations`` outer iterations and return (result, seconds).
 
-        return lvhba(toy.problem, toy.x0, toy.y0, max_iter=iterations)
-    if method == "implicit":
-        from hessframe_bilevel.implicit import implicit_descent
-
-        return implicit_descent(toy.problem, toy.x0, toy.y0, max_iter=iterations)
+    ``settings`` holds further keyword arguments of the solver (step sizes, tolerances).
+    """
+    from hessframe_bilevel.implicit import implicit_descent
+    from hessframe_bilevel.lvhba import lvhba
     from hessframe_bilevel.unrolled import unrolled_descent
 
-    return unrolled_descent(toy.problem, toy.x0, toy.y0, max_iter=iterations)
+    solvers = {"lvhba": lvhba, "implicit": implicit_descent, "unrolled": unrolled_descent}
+    start = time.perf_counter()
+    result = solvers[method](problem, x0, y0, max_iter=iterations, **(settings or {}))
+    return result, time.perf_counter() - start
 
 
 def _print_progress(history: Any, every: int) -> None:
@@ -191,9 +198,7 @@ def toy_command(
 
     iterations = iterations if iterations is not None else DEFAULT_ITERATIONS[problem, method]
     toy = coupled_toy() if problem == "coupled" else quadratic_toy()
-    start = time.perf_counter()
-    result = _run_solver(method, toy, iterations)
-    seconds = time.perf_counter() - start
+    result, seconds = _run_solver(method, toy.problem, toy.x0, toy.y0, iterations)
     summary = _toy_summary(problem, method, toy, result, seconds)
     if as_json:
         click.echo(json.dumps(summary))
