@@ -10,7 +10,7 @@ the train part only (a feature that is constant on the train part keeps scale 1)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -73,6 +73,32 @@ class CorruptedDigits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int = 10
+
+    def head(self, num_train: int, num_validation: int) -> CorruptedDigits:
+        """Return the first ``num_train`` train and ``num_validation`` validation samples.
+
+        The test part is kept whole. Small heads keep tests and first runs fast.
+
+        Raises:
+            InvalidArgumentError: A count is not an integer in [1, size of its part].
+        """
+        for name, count, size in (
+            ("num_train", num_train, self.x_train.shape[0]),
+            ("num_validation", num_validation, self.x_validation.shape[0]),
+        ):
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= size:
+                raise InvalidArgumentError(
+                    f"{name} must be an integer in [1, {size}], got {count!r}"
+                )
+        return replace(
+            self,
+            x_train=self.x_train[:num_train],
+            y_train=self.y_train[:num_train],
+            y_train_clean=self.y_train_clean[:num_train],
+            corrupted=self.corrupted[:num_train],
+            x_validation=self.x_validation[:num_validation],
+            y_validation=self.y_validation[:num_validation],
+        )
 
 
 def _breast_cancer() -> tuple[np.ndarray, np.ndarray]:
