@@ -87,3 +87,33 @@ def test_core_cli_has_bilevel_group():
     cli = build_cli(PluginManager(autoload=True))
     assert "bilevel" in cli.commands
     assert "toy" in cli.commands["bilevel"].commands
+
+
+def test_hyperclean_lvhba_flags_corrupted_labels():
+    result = run("hyperclean", "--method", "lvhba", "--corruption", "0.4", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["iterations"] == 100
+    # Flagging at random has expected precision 0.4, the corruption rate.
+    assert summary["precision"] > 0.6
+    assert summary["recall"] > 0.8
+    # F is the validation cross-entropy, so the run's last F is the scored validation loss.
+    assert summary["upper_objective"] == pytest.approx(summary["validation_loss"], rel=1e-12)
+
+
+def test_hyperclean_text_reports_scores():
+    result = run("hyperclean", "--iterations", "20", "--every", "10")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "hyperclean solved by lvhba (corruption 0.4, seed 0)"
+    fields = dict(line.split() for line in lines[1:])
+    assert fields["iterations"] == "20"
+    assert 0.0 <= float(fields["precision"]) <= 1.0
+    progress = [row.split()[0] for row in result.stderr.splitlines()[1:]]
+    assert progress == ["0", "10", "20"]
+
+
+def test_hyperclean_rejects_corruption_above_one():
+    result = run("hyperclean", "--corruption", "1.5")
+    assert result.exit_code == 2
+    assert "'--corruption'" in result.output
