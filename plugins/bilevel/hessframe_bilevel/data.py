@@ -47,6 +47,25 @@ class BinaryDataset:
     y_test: torch.Tensor
     indices: tuple[np.ndarray, np.ndarray, np.ndarray]
 
+    def head(self, num_train: int, num_validation: int) -> BinaryDataset:
+        """Return the first ``num_train`` train and ``num_validation`` validation samples.
+
+        The test part is kept whole, and the standardisation is not recomputed.
+
+        Raises:
+            InvalidArgumentError: A count is not an integer in [1, size of its part].
+        """
+        _check_head(num_train, self.x_train.shape[0], num_validation, self.x_validation.shape[0])
+        train, validation, test = self.indices
+        return replace(
+            self,
+            x_train=self.x_train[:num_train],
+            y_train=self.y_train[:num_train],
+            x_validation=self.x_validation[:num_validation],
+            y_validation=self.y_validation[:num_validation],
+            indices=(train[:num_train], validation[:num_validation], test),
+        )
+
 
 @dataclass(frozen=True)
 class CorruptedDigits:
@@ -82,14 +101,7 @@ class CorruptedDigits:
         Raises:
             InvalidArgumentError: A count is not an integer in [1, size of its part].
         """
-        for name, count, size in (
-            ("num_train", num_train, self.x_train.shape[0]),
-            ("num_validation", num_validation, self.x_validation.shape[0]),
-        ):
-            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= size:
-                raise InvalidArgumentError(
-                    f"{name} must be an integer in [1, {size}], got {count!r}"
-                )
+        _check_head(num_train, self.x_train.shape[0], num_validation, self.x_validation.shape[0])
         return replace(
             self,
             x_train=self.x_train[:num_train],
@@ -99,6 +111,15 @@ class CorruptedDigits:
             x_validation=self.x_validation[:num_validation],
             y_validation=self.y_validation[:num_validation],
         )
+
+
+def _check_head(num_train: int, train_size: int, num_validation: int, validation_size: int):
+    for name, count, size in (
+        ("num_train", num_train, train_size),
+        ("num_validation", num_validation, validation_size),
+    ):
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= size:
+            raise InvalidArgumentError(f"{name} must be an integer in [1, {size}], got {count!r}")
 
 
 def _breast_cancer() -> tuple[np.ndarray, np.ndarray]:

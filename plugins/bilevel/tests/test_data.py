@@ -84,3 +84,20 @@ def test_corruption_is_deterministic_per_seed():
 def test_corruption_outside_unit_interval_rejected(corruption):
     with pytest.raises(InvalidArgumentError, match="corruption"):
         load_corrupted_digits(corruption=corruption)
+
+
+def test_head_keeps_leading_samples_and_whole_test_part():
+    data = load_binary_dataset("wine-class-0")
+    head = data.head(10, 5)
+
+    torch.testing.assert_close(head.x_train, data.x_train[:10], rtol=0, atol=0)
+    torch.testing.assert_close(head.y_validation, data.y_validation[:5], rtol=0, atol=0)
+    assert head.x_test.shape == data.x_test.shape
+    assert np.array_equal(head.indices[0], data.indices[0][:10])
+
+
+def test_head_rejects_count_above_part_size():
+    data = load_corrupted_digits()
+
+    with pytest.raises(InvalidArgumentError, match="num_train"):
+        data.head(10_000, 5)
