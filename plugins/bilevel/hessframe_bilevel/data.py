@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
+from hessframe import DatasetRecord
 from hessframe.errors import InvalidArgumentError
 
 #: Fractions of the samples that go to the train and validation parts; the rest is test.
@@ -251,3 +253,41 @@ def load_corrupted_digits(corruption: float = 0.4, seed: int = 0) -> CorruptedDi
         x_test=x_test,
         y_test=torch.from_numpy(labels[test]),
     )
+
+
+_BUNDLED = "bundled with scikit-learn (BSD-3-Clause)"
+_UCI_LICENCE = "the bundled copy states no licence of the UCI original"
+
+
+def dataset_records() -> list[DatasetRecord]:
+    """Return the records of this module's sets, for the plugin's ``hessframe_datasets`` hook.
+
+    The licence texts state what the scikit-learn 1.9.1 copies say of their
+    source (their ``DESCR``): each is a copy of a UCI Machine Learning Repository
+    set, and none names the licence of the UCI original.
+    """
+    return [
+        DatasetRecord(
+            name="bilevel-breast-cancer",
+            description="Breast Cancer Wisconsin (Diagnostic), 569 samples, 30 features, "
+            "malignant = +1, split 50/25/25 and standardised",
+            licence=f"{_BUNDLED}; a copy of the UCI ML Breast Cancer Wisconsin (Diagnostic) "
+            f"set by W. H. Wolberg, W. N. Street and O. L. Mangasarian; {_UCI_LICENCE}",
+            loader=partial(load_binary_dataset, "breast-cancer"),
+        ),
+        DatasetRecord(
+            name="bilevel-wine-class-0",
+            description="Wine recognition, 178 samples, 13 features, cultivar 0 = +1 "
+            "against the others, split 50/25/25 and standardised",
+            licence=f"{_BUNDLED}; a copy of the UCI ML Wine recognition set; {_UCI_LICENCE}",
+            loader=partial(load_binary_dataset, "wine-class-0"),
+        ),
+        DatasetRecord(
+            name="bilevel-corrupted-digits",
+            description="8x8 hand-written digits, 1797 samples, 10 classes, with 40% of "
+            "the train labels replaced by a different class (seed 0)",
+            licence=f"{_BUNDLED}; a copy of the test set of the UCI ML Optical Recognition "
+            f"of Handwritten Digits set by E. Alpaydin; {_UCI_LICENCE}",
+            loader=load_corrupted_digits,
+        ),
+    ]

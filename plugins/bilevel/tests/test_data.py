@@ -7,6 +7,7 @@ import pytest
 import torch
 from hessframe_bilevel.data import (
     BINARY_DATASETS,
+    dataset_records,
     load_binary_dataset,
     load_corrupted_digits,
 )
@@ -101,3 +102,18 @@ def test_head_rejects_count_above_part_size():
 
     with pytest.raises(InvalidArgumentError, match="num_train"):
         data.head(10_000, 5)
+
+
+def test_dataset_records_load_their_sets():
+    records = {record.name: record for record in dataset_records()}
+
+    assert sorted(records) == [
+        "bilevel-breast-cancer",
+        "bilevel-corrupted-digits",
+        "bilevel-wine-class-0",
+    ]
+    assert records["bilevel-breast-cancer"].loader().x_train.shape == (284, 30)
+    assert records["bilevel-wine-class-0"].loader().x_train.shape == (89, 13)
+    assert records["bilevel-corrupted-digits"].loader().x_train.shape == (898, 64)
+    for record in records.values():
+        assert "BSD-3-Clause" in record.licence
