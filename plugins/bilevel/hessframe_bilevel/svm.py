@@ -162,9 +162,12 @@ def solve_svm_lower(dataset: BinaryDataset, bounds: torch.Tensor) -> torch.Tenso
     if not isinstance(bounds, torch.Tensor) or bounds.shape != (num_train,):
         shape = tuple(bounds.shape) if isinstance(bounds, torch.Tensor) else type(bounds).__name__
         raise InvalidArgumentError(f"bounds must be a tensor of shape ({num_train},), got {shape}")
+    if not bool(torch.isfinite(bounds).all()) or bool((bounds < 0).any()):
+        raise InvalidArgumentError(
+            f"bounds must be finite non-negative slack bounds c >= 0, got minimum "
+            f"{float(bounds.min())} and {int((~torch.isfinite(bounds)).sum())} non-finite entries"
+        )
     margins = 1 - bounds.detach().double().numpy()
-    if bool((margins > 1).any()):
-        raise InvalidArgumentError("bounds must be non-negative slack bounds c >= 0")
     signed = labels[:, None] * np.hstack([features, np.ones((num_train, 1))])
 
     solution = minimize(
