@@ -6,6 +6,16 @@ closed form, and prints the progress of the run, the final upper objective, the
 lower-level gap, the constraint violation, the time and the distance to the optimum.
 With ``--json`` it prints one JSON object instead.
 
+``hessframe bilevel svm --dataset breast-cancer|wine-class-0`` learns per-sample slack
+bounds of a linear SVM on a validation set (:mod:`hessframe_bilevel.svm`) with LV-HBA,
+the only solver here for its coupled constraints, and reports the validation loss and
+the validation and test accuracy.
+
+``hessframe bilevel hyperclean --method lvhba|implicit|unrolled`` runs data
+hyper-cleaning (:mod:`hessframe_bilevel.hyperclean`) on the 8x8 digits with
+corrupted train labels, and reports the validation loss, the test accuracy and the
+precision and recall with which low sample weights flag the corrupted labels.
+
 The solvers report their iterates only when they return, so the progress lines are
 read from the run's history after the solver finishes.
 
@@ -55,14 +65,15 @@ bilevel_group = click.Group(
 )
 
 
-def _check_method(problem: str, method: str) -> None:
-    """Raise click.BadParameter unless ``method`` applies to the toy ``problem``."""
-    accepted = TOY_METHODS[problem]
+def _check_method(method: str, accepted: tuple[str, ...], problem: str, constraint: str) -> None:
+    """Raise click.BadParameter unless ``method`` is in ``accepted``.
+
+    ``problem`` names the problem in the message, and ``constraint`` its lower constraint.
+    """
     if method not in accepted:
         raise click.BadParameter(
-            f"{method!r} requires a lower level without constraints, but the {problem} toy "
-            f"has the lower constraint y <= x. Accepted with --problem {problem}: "
-            f"{', '.join(accepted)}",
+            f"{method!r} requires a lower level without constraints, but {problem} has the "
+            f"lower constraint {constraint}. Accepted with {problem}: {', '.join(accepted)}",
             param_hint="'--method'",
         )
 
@@ -77,7 +88,7 @@ def _run_solver(
 ) -> tuple[Any, float]:
     """Run ``method`` for at most ``iterations`` outer iterations and return (result, seconds).
 
-    ``settings`` holds further keyword arguments of the solver (step sizes, tolerances).
+    ``settings`` contains further keyword arguments of the solver (step sizes, tolerances).
     """
     from hessframe_bilevel.implicit import implicit_descent
     from hessframe_bilevel.lvhba import lvhba
@@ -193,7 +204,7 @@ def toy_command(
     problem: str, method: str, iterations: int | None, every: int | None, as_json: bool
 ) -> None:
     """Solve a toy with a closed-form optimum and report the distance to it."""
-    _check_method(problem, method)
+    _check_method(method, TOY_METHODS[problem], f"--problem {problem}", "y <= x")
     from hessframe_bilevel.toys import coupled_toy, quadratic_toy
 
     iterations = iterations if iterations is not None else DEFAULT_ITERATIONS[problem, method]
@@ -240,7 +251,7 @@ def _print_measures(title: str, summary: dict, names: tuple[str, ...]) -> None:
     type=click.Choice(METHODS),
     default="lvhba",
     show_default=True,
-    help="Solver; the lower level has no constraints, so all three apply.",
+    help="Solver. The lower level has no constraints, so all three apply.",
 )
 @click.option(
     "--corruption",
@@ -321,5 +332,99 @@ def hyperclean_command(
             "precision",
             "recall",
             "f1",
+        ),
+    )
+
+
+#: Outer iterations of the SVM runs when ``--iterations`` is not given: those of the SVM tests.
+SVM_ITERATIONS = 300
+
+
+@bilevel_group.command("svm")
+@click.option(
+    "--dataset",
+    default="breast-cancer",
+    show_default=True,
+    help="Bundled binary data set: breast-cancer or wine-class-0.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="lvhba",
+    show_default=True,
+    help="Solver: lvhba only, because the slack bounds couple both levels.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the train/validation/test split.",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=SVM_ITERATIONS,
+    show_default=True,
+    help="Outer iterations of LV-HBA.",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Print a progress line every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run].",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
+)
+def svm_command(
+    dataset: str, method: str, seed: int, iterations: int, every: int | None, as_json: bool
+) -> None:
+    """Learn the slack bounds of a linear SVM that minimise the validation loss."""
+    _check_method(method, ("lvhba",), "the svm problem", "xi <= c on the slack bounds c")
+    from hessframe_bilevel.data import BINARY_DATASETS, load_binary_dataset
+    from hessframe_bilevel.svm import evaluate_svm, svm_hyperparameter_problem
+
+    if dataset not in BINARY_DATASETS:
+        raise click.BadParameter(
+            f"unknown data set {dataset!r}. Known sets: {', '.join(sorted(BINARY_DATASETS))}",
+            param_hint="'--dataset'",
+        )
+    data = load_binary_dataset(dataset, seed=seed)
+    svm = svm_hyperparameter_problem(data)
+    result, seconds = _run_solver(
+        method, svm.problem, svm.x0, svm.y0, iterations, {"config": svm.config}
+    )
+    history = result.history
+    summary = {
+        "dataset": dataset,
+        "method": method,
+        "seed": seed,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "time_s": seconds,
+        "upper_objective": history.upper_objective[-1],
+        "upper_objective_start": history.upper_objective[0],
+        "lower_gap": history.lower_gap[-1],
+        **evaluate_svm(result, data),
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    _print_progress(history, every or max(1, math.ceil(result.iterations / PROGRESS_LINES)))
+    _print_measures(
+        f"svm on {dataset} solved by {method} (seed {seed})",
+        summary,
+        (
+            "iterations",
+            "converged",
+            "time_s",
+            "upper_objective_start",
+            "upper_objective",
+            "lower_gap",
+            "constraint_violation",
+            "validation_accuracy",
+            "test_accuracy",
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -90,10 +91,10 @@ def test_core_cli_has_bilevel_group():
 
 
 def test_hyperclean_lvhba_flags_corrupted_labels():
-    result = run("hyperclean", "--method", "lvhba", "--corruption", "0.4", "--json")
+    result = run("hyperclean", "--method", "lvhba", "--iterations", "40", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["iterations"] == 100
+    assert summary["iterations"] == 40
     # Flagging at random has expected precision 0.4, the corruption rate.
     assert summary["precision"] > 0.6
     assert summary["recall"] > 0.8
@@ -102,18 +103,45 @@ def test_hyperclean_lvhba_flags_corrupted_labels():
 
 
 def test_hyperclean_text_reports_scores():
-    result = run("hyperclean", "--iterations", "20", "--every", "10")
+    result = run("hyperclean", "--iterations", "10", "--every", "5")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "hyperclean solved by lvhba (corruption 0.4, seed 0)"
     fields = dict(line.split() for line in lines[1:])
-    assert fields["iterations"] == "20"
+    assert fields["iterations"] == "10"
     assert 0.0 <= float(fields["precision"]) <= 1.0
     progress = [row.split()[0] for row in result.stderr.splitlines()[1:]]
-    assert progress == ["0", "10", "20"]
+    assert progress == ["0", "5", "10"]
 
 
 def test_hyperclean_rejects_corruption_above_one():
     result = run("hyperclean", "--corruption", "1.5")
     assert result.exit_code == 2
     assert "'--corruption'" in result.output
+
+
+def test_svm_lvhba_lowers_validation_loss():
+    result = run("svm", "--dataset", "wine-class-0", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    # At the start w = 0 and b = 0, so F = log 2.
+    assert summary["upper_objective_start"] == pytest.approx(math.log(2))
+    assert summary["upper_objective"] < 0.9 * math.log(2)
+    assert summary["upper_objective"] == pytest.approx(summary["validation_loss"], rel=1e-12)
+    assert summary["constraint_violation"] < 1e-12
+    assert summary["test_accuracy"] > 0.85
+
+
+@pytest.mark.parametrize("method", ["implicit", "unrolled"])
+def test_svm_rejects_unconstrained_methods(method):
+    result = run("svm", "--method", method)
+    assert result.exit_code == 2
+    assert "Invalid value for '--method'" in result.output
+    assert "Accepted with the svm problem: lvhba" in result.output
+
+
+def test_svm_unknown_dataset_lists_known():
+    result = run("svm", "--dataset", "iris")
+    assert result.exit_code == 2
+    assert "'--dataset'" in result.output
+    assert "breast-cancer, wine-class-0" in result.output
