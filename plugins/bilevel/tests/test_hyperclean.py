@@ -13,6 +13,16 @@ from hessframe_bilevel.problem import BilevelHistory, BilevelResult
 from hessframe.errors import InvalidArgumentError
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    # The matrices are 150 x 65, and on a loaded 2-core machine two torch threads made
+    # these runs 15 to 50 times slower than one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data():
     return load_corrupted_digits(corruption=0.4, seed=0).head(150, 150)
