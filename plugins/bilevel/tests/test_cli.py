@@ -1,4 +1,4 @@
-"""The ``hessframe bilevel`` command: toy runs against closed-form optima and bad options."""
+"""The ``hessframe bilevel`` commands: toys against closed-form optima, data runs, bad options."""
 
 from __future__ import annotations
 
