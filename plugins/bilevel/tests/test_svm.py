@@ -45,7 +45,10 @@ def test_lvhba_lowers_validation_loss(dataset):
     assert result.history.upper_objective[0] == pytest.approx(torch.log(torch.tensor(2.0)).item())
     assert scores["validation_loss"] < 0.9 * result.history.upper_objective[0]
     assert scores["constraint_violation"] < 1e-12
-    assert scores["test_accuracy"] > 0.85
+    majority = max(
+        float((dataset.y_test > 0).double().mean()), float((dataset.y_test < 0).double().mean())
+    )
+    assert scores["test_accuracy"] > majority + 0.1
     assert bool((result.x >= 0).all())
 
 
