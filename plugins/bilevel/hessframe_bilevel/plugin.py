@@ -1,4 +1,4 @@
-"""The hessframe hooks of the bilevel plugin: its curvature provider and (no) data sets yet.
+"""The hessframe hooks of the bilevel plugin: its curvature provider and its data sets.
 
 Registered through the entry point ``bilevel = "hessframe_bilevel.plugin"`` of
 the group ``hessframe``.
@@ -65,8 +65,13 @@ def hessframe_curvature_providers() -> list[ProviderRecord]:
 
 @hookimpl
 def hessframe_datasets() -> list[DatasetRecord]:
-    """Return no data sets: the bilevel plugin ships none yet."""
-    return []
+    """Return the bundled sets of the SVM and hyper-cleaning experiments.
+
+    They load from scikit-learn's package data, imported only when this hook runs.
+    """
+    from hessframe_bilevel.data import dataset_records
+
+    return dataset_records()
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""The plugin's hooks: the lower-level Hessian provider and the (empty) data sets."""
+"""The plugin's hooks: the lower-level Hessian provider and the data sets."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ def test_plugin_registers_lower_hessian_provider():
     record, owner = manager.provider_records()["bilevel-lower-hessian"]
     assert owner == "bilevel"
     assert record.kind == "autodiff"
-    assert manager.dataset_records() == {}
+    assert sorted(manager.dataset_records()) == [
+        "bilevel-breast-cancer",
+        "bilevel-corrupted-digits",
+        "bilevel-wine-class-0",
+    ]
 
 
 def test_lower_hessian_provider_matches_dense_hessian():
