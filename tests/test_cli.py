@@ -16,6 +16,7 @@ from hessframe.cli import (
     pip_install_arguments,
     source_checkout_root,
 )
+from hessframe.clickutils import prepare_output_folder, reject_non_finite
 from hessframe.plugins import PluginManager
 
 
@@ -95,3 +96,21 @@ def test_version_option(cli):
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("hessframe, version ")
+
+
+def test_reject_non_finite_option_values():
+    assert reject_non_finite(None, None, 0.5) == 0.5
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(click.BadParameter, match="must be a finite positive number"):
+            reject_non_finite(None, None, value)
+
+
+def test_prepare_output_folder_creates_or_rejects(tmp_path):
+    folder = tmp_path / "a" / "b"
+    prepare_output_folder(folder, "--out")
+    assert folder.is_dir()
+    assert list(folder.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(click.BadParameter, match="cannot write into folder"):
+        prepare_output_folder(blocker / "sub", "--out")

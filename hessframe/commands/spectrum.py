@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
 import torch
 
-from hessframe.commands._output import prepare_output_folder
+from hessframe.clickutils import prepare_output_folder, reject_non_finite
 from hessframe.digits import (
     count_parameters,
     digits_loader,
@@ -27,12 +26,6 @@ from hessframe.spectrum import (
 
 DEFAULT_OUT = Path("hessframe-out") / "spectrum"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def _reject_non_finite(context: click.Context, parameter: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter(f"must be a finite positive number, got {value}")
-    return value
 
 
 @click.command("spectrum")
@@ -90,7 +83,7 @@ def _reject_non_finite(context: click.Context, parameter: click.Parameter, value
 @click.option(
     "--tol",
     type=click.FloatRange(min=0, min_open=True),
-    callback=_reject_non_finite,
+    callback=reject_non_finite,
     default=1e-6,
     show_default=True,
     help="Lanczos tolerance on the eigenpair residuals, relative to the largest "

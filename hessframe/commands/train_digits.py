@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hessframe.commands._output import prepare_output_folder
+from hessframe.clickutils import prepare_output_folder
 from hessframe.digits import save_digits_mlp, train_digits_mlp
 
 DEFAULT_OUT = Path("hessframe-out") / "digits_mlp.pt"

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ import click
 import numpy as np
 import scipy.sparse as sp
 
+from hessframe.clickutils import prepare_output_folder, reject_non_finite
 from hessframe.errors import HessframeError, InvalidArgumentError
 from hessframe_transport.io import (
     MEASURE_KINDS,
@@ -86,12 +85,6 @@ def _read_argument(path: Path, argument: str, kind: str) -> Measure:
         raise click.BadParameter(message, param_hint=argument) from error
 
 
-def _reject_non_finite(context: click.Context, parameter: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter(f"must be a finite positive number, got {value}")
-    return value
-
-
 def _require_extension(
     extension: str,
 ) -> Callable[[click.Context, click.Parameter, Path | None], Path | None]:
@@ -108,21 +101,6 @@ def _require_extension(
         return value
 
     return check
-
-
-def _prepare_output_folder(path: Path, option: str) -> None:
-    """Create the folder of ``path`` if needed and check that a file can be written in it."""
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hessframe-write-check."):
-            pass
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise click.BadParameter(
-            f"cannot write into folder {str(folder)!r}: {reason}; pass a writable location",
-            param_hint=option,
-        ) from error
 
 
 def _default_pair(source: Path | None, target: Path | None) -> tuple[Path, Path]:
@@ -258,7 +236,7 @@ def _relative_to_cwd(path: Path) -> Path:
 @click.option(
     "--reg",
     type=click.FloatRange(min=0.0, min_open=True),
-    callback=_reject_non_finite,
+    callback=reject_non_finite,
     default=DEFAULT_REG,
     show_default=True,
     help="Entropic regularisation weight, in units of the (scaled) cost.",
@@ -301,7 +279,7 @@ def _relative_to_cwd(path: Path) -> Path:
 @click.option(
     "--tol",
     type=click.FloatRange(min=0.0, min_open=True),
-    callback=_reject_non_finite,
+    callback=reject_non_finite,
     default=DEFAULT_TOL,
     show_default=True,
     help="Stop when the L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ is below this.",
@@ -330,7 +308,7 @@ def solve_command(
     source, target = _default_pair(source, target)
     for path, option in ((out, "--out"), (plot, "--plot")):
         if path is not None:
-            _prepare_output_folder(path, option)
+            prepare_output_folder(path.parent, option)
     source_measure = _read_argument(source, "SOURCE", kind)
     target_measure = _read_argument(target, "TARGET", kind)
 
