@@ -380,7 +380,7 @@ def predicted_error_ratio(eigenvalues: torch.Tensor, budget: int) -> float:
     2‖A‖_F²/m. Hutch++ spends 2k products, k = ⌊m/3⌋, on a basis and probes the
     deflated matrix with the other m − 2k. If that basis were the k eigenvectors of
     largest |λ|, the probes would see H − H_k, with ‖H − H_k‖_F² the sum of the other
-    λ². The ratio of the two standard deviations then tells how far the spectrum's
+    λ². The ratio of the two standard deviations then shows how far the spectrum's
     decay lets deflation help at that budget. It is an estimate: Rademacher probes
     (which both tools use) have a smaller variance, 2(‖A‖_F² − Σᵢ Aᵢᵢ²)/m, a random
     sketch only approximates the top eigenvectors, and an error averaged over a few

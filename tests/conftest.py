@@ -1,6 +1,6 @@
 """Fixtures of the core's tests: the shared Hessian cases of ``cases.py``.
 
-The docstring of ``tests/cases.py`` says what a case contains and how to use it.
+The docstring of ``tests/cases.py`` describes what a case contains and how to use it.
 The ``provider_checker`` fixture comes from the ``hessframe.testing`` pytest
 plugin. It is registered here as well, so that the tests also run with pytest's
 plugin autoloading off (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``).

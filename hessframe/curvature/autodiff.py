@@ -312,7 +312,7 @@ class AutodiffHessian(CurvatureProvider):
         Raises:
             InvalidArgumentError: ``model`` is not a module, ``loss_fn`` is not
                 callable or returns something other than a 0-d tensor, ``data``
-                is empty or holds a batch that is not an (inputs, targets) pair
+                is empty or contains a batch that is not an (inputs, targets) pair
                 of tensors, ``params`` names an unknown or repeated parameter,
                 the parameters differ in dtype or device, or ``mode``,
                 ``dense_chunk_size`` or ``retain_graph`` is invalid.

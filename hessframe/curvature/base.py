@@ -28,7 +28,7 @@ DEFAULT_MAX_DENSE_SIZE = 10_000
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a caller may assume about a provider's matrix and its products.
+    """Facts about a provider's matrix and its products that a caller may rely on.
 
     Attributes:
         exact: Products are exact up to floating point (False for finite
@@ -106,7 +106,7 @@ class CurvatureProvider(abc.ABC):
     @property
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
-        """The facts about this provider's matrix and products that a caller may rely on."""
+        """Capabilities of this provider: exactness, definiteness, cost of a dense matrix, GPU."""
 
     # ------------------------------------------------------------------
     # Products

@@ -150,9 +150,9 @@ class FiniteDifferenceHessian(CurvatureProvider):
         outside ``params`` and the buffers keep their current values during a
         product, so build a new provider after changing them.
 
-        The model must be deterministic: dropout in training mode draws new
+        The model must be deterministic. Dropout in training mode draws new
         masks in every gradient call, which makes the differences meaningless,
-        so it is rejected; call ``model.eval()`` first. Batch norm in training
+        so it is rejected: call ``model.eval()`` first. Batch norm in training
         mode is accepted, because with fixed batches its batch statistics are a
         deterministic function of the parameters, and its running statistics
         are restored after every product. The batches are kept in a list, so a one-shot

@@ -9,7 +9,7 @@ weight σ(x_i) = 1/(1 + e^{−x_i}) of sample i:
     lower:  f(x, W) = (1/n) Σ_i σ(x_i) ℓ(W; a_i, ỹ_i) + (ρ/2) ‖W‖²_F,
     upper:  F(x, W) = (1/m) Σ_j ℓ(W; a_j, y_j) over the m clean validation samples,
 
-where W ∈ ℝ^{(d+1)×K} holds a multinomial logistic regression with a bias row,
+where W ∈ ℝ^{(d+1)×K} is a multinomial logistic regression with a bias row,
 ℓ(W; a, y) = −log softmax(W₀ + Wᵀ_{1:d} a)_y is the cross-entropy, and the
 flat lower variable y is W flattened row by row. The lower level is strongly
 convex (ρ > 0) and has no constraints, so implicit and unrolled

@@ -154,7 +154,9 @@ def check_fraction(
     low_ok = number >= 0 if include_zero else number > 0
     high_ok = number <= 1 if include_one else number < 1
     if not (math.isfinite(number) and low_ok and high_ok):
-        interval = ("[0" if include_zero else "(0") + (", 1]" if include_one else ", 1)")
+        lower_bracket = "[0" if include_zero else "(0"
+        upper_bracket = ", 1]" if include_one else ", 1)"
+        interval = lower_bracket + upper_bracket
         raise InvalidArgumentError(f"{name} must lie in {interval}, got {value!r}")
     return number
 

@@ -27,7 +27,7 @@ Support points of zero weight are dropped, since they carry no mass and would pu
 unchanged, because an optimal plan has zero rows and columns there anyway.
 
 Every write goes to a temporary file in the destination folder that is renamed
-over the destination once complete, so a destination never holds half a file.
+over the destination once complete, so a destination never contains half a file.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def read_measure(
 
     Raises:
         InvalidArgumentError: The file is missing or unreadable, has an
-            unsupported extension, holds non-finite values, negative weights or
+            unsupported extension, contains non-finite values, negative weights or
             no mass, or its columns or shape do not fit the requested kind.
     """
     if kind not in MEASURE_KINDS:
