@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import torch
 
 from hessframe.curvature import AutodiffHessian
-from hessframe.errors import InvalidArgumentError
 from hessframe.linalg import conjugate_gradient
 from hessframe.linalg.results import SolveResult
 from hessframe_bilevel.problem import (
@@ -32,6 +31,7 @@ from hessframe_bilevel.problem import (
     HistoryRecorder,
     check_count,
     check_positive,
+    reject_lower_constraints,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def implicit_hypergradient(
         InvalidArgumentError: The problem has lower constraints, or an option is invalid.
         NegativeCurvatureError: ∇²_yy f + δI is not positive definite at y.
     """
-    _reject_constraints(problem)
+    reject_lower_constraints(problem, "implicit")
     x, y = x.detach(), y.detach()
     with torch.enable_grad():
         x_leaf = x.clone().requires_grad_(True)
@@ -205,7 +205,7 @@ def implicit_descent(
         InvalidArgumentError: The problem has lower constraints, or an argument is invalid.
         NonFiniteError: F or f is NaN or infinite at some iteration.
     """
-    _reject_constraints(problem)
+    reject_lower_constraints(problem, "implicit")
     problem.check_point(x0, y0)
     step = check_positive(step, "step", SOLVER)
     tol = check_positive(tol, "tol", SOLVER)
@@ -256,15 +256,3 @@ def implicit_descent(
         converged,
     )
     return BilevelResult(x, lower.y, iterations, converged, history)
-
-
-def _reject_constraints(problem: BilevelProblem) -> None:
-    if not isinstance(problem, BilevelProblem):
-        raise InvalidArgumentError(
-            f"problem must be a BilevelProblem, got {type(problem).__name__}"
-        )
-    if problem.has_constraints:
-        raise InvalidArgumentError(
-            "implicit differentiation here handles lower levels without constraints g; "
-            "use lvhba for a problem with lower-level constraints"
-        )

@@ -330,3 +330,22 @@ def check_count(value: object, name: str, solver: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgumentError(f"{solver}: {name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def reject_lower_constraints(problem: object, method: str) -> None:
+    """Raise InvalidArgumentError unless ``problem`` is a BilevelProblem without constraints g.
+
+    Args:
+        problem: The problem given to the solver.
+        method: The differentiation it is given to, named in the message
+            (``"implicit"`` or ``"unrolled"``).
+    """
+    if not isinstance(problem, BilevelProblem):
+        raise InvalidArgumentError(
+            f"problem must be a BilevelProblem, got {type(problem).__name__}"
+        )
+    if problem.has_constraints:
+        raise InvalidArgumentError(
+            f"{method} differentiation here handles lower levels without constraints g; "
+            "use lvhba for a problem with lower-level constraints"
+        )

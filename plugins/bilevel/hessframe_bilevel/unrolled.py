@@ -21,13 +21,13 @@ import logging
 
 import torch
 
-from hessframe.errors import InvalidArgumentError
 from hessframe_bilevel.problem import (
     BilevelProblem,
     BilevelResult,
     HistoryRecorder,
     check_count,
     check_positive,
+    reject_lower_constraints,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def unrolled_hypergradient(
     Raises:
         InvalidArgumentError: The problem has lower constraints, or an option is invalid.
     """
-    _reject_constraints(problem)
+    reject_lower_constraints(problem, "unrolled")
     inner_steps = check_count(inner_steps, "inner_steps", SOLVER)
     inner_step = check_positive(inner_step, "inner_step", SOLVER)
     with torch.enable_grad():
@@ -106,7 +106,7 @@ def unrolled_descent(
         InvalidArgumentError: The problem has lower constraints, or an argument is invalid.
         NonFiniteError: F or f is NaN or infinite at some iteration.
     """
-    _reject_constraints(problem)
+    reject_lower_constraints(problem, "unrolled")
     problem.check_point(x0, y0)
     step = check_positive(step, "step", SOLVER)
     tol = check_positive(tol, "tol", SOLVER)
@@ -141,15 +141,3 @@ def unrolled_descent(
         converged,
     )
     return BilevelResult(x, y, iterations, converged, history)
-
-
-def _reject_constraints(problem: BilevelProblem) -> None:
-    if not isinstance(problem, BilevelProblem):
-        raise InvalidArgumentError(
-            f"problem must be a BilevelProblem, got {type(problem).__name__}"
-        )
-    if problem.has_constraints:
-        raise InvalidArgumentError(
-            "unrolled differentiation here handles lower levels without constraints g; "
-            "use lvhba for a problem with lower-level constraints"
-        )
