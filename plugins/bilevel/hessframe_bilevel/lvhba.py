@@ -54,6 +54,7 @@ from hessframe_bilevel.problem import (
     BilevelProblem,
     BilevelResult,
     HistoryRecorder,
+    IterationCallback,
     check_count,
     check_positive,
 )
@@ -165,6 +166,7 @@ def lvhba(
     config: LVHBAConfig | None = None,
     max_iter: int = 10_000,
     tol: float = 1e-10,
+    callback: IterationCallback | None = None,
 ) -> BilevelResult:
     """Solve a bilevel problem, with or without coupled lower constraints, by LV-HBA.
 
@@ -177,13 +179,17 @@ def lvhba(
         max_iter: Iterations at most.
         tol: Stop when ‖(x_{k+1}, y_{k+1}) − (x_k, y_k)‖ ≤ tol·(1 + ‖(x_k, y_k)‖) and the
             constraint violation is at most ``tol``; ``converged`` reports whether that happened.
+        callback: Called with an :class:`~hessframe_bilevel.problem.IterationReport` of
+            the start and of every iterate as the run goes; returning True stops the run
+            after that iterate.
 
     Returns:
         A :class:`~hessframe_bilevel.problem.BilevelResult` with x, y, θ, λ, z and the
         history of F, the lower-level KKT residual at λ and the constraint violation.
 
     Raises:
-        InvalidArgumentError: A start, an option or a function's output is invalid.
+        InvalidArgumentError: A start, an option or a function's output is invalid, or
+            ``project_feasible`` returns a point outside C.
         NonFiniteError: F, f or g is NaN or infinite at some iteration.
     """
     config = LVHBAConfig() if config is None else config
@@ -199,16 +205,18 @@ def lvhba(
             "keeps (x, y) in C = {(x, y) in X x Y : g(x, y) <= 0}, because outside C the "
             "penalty f - v_gamma is unbounded below, so pass the projection onto C"
         )
+    recorder = HistoryRecorder(problem, SOLVER, callback)
     state, _ = initial_state(problem, x0, y0)
-    recorder = HistoryRecorder(problem)
-    recorder.record(state.x, state.y, 0, state.multipliers)
+    stop = recorder.record(state.x, state.y, 0, state.multipliers)
+    problem.check_projected(state.x, state.y, recorder.last_violation, 0)
 
     converged = False
     iterations = 0
-    for k in range(max_iter):
+    for k in range(0 if stop else max_iter):
         next_state = lvhba_step(problem, state, k, config)
         iterations = k + 1
-        recorder.record(next_state.x, next_state.y, iterations, next_state.multipliers)
+        stop = recorder.record(next_state.x, next_state.y, iterations, next_state.multipliers)
+        problem.check_projected(next_state.x, next_state.y, recorder.last_violation, iterations)
         step = math.hypot(
             float(torch.linalg.vector_norm(next_state.x - state.x)),
             float(torch.linalg.vector_norm(next_state.y - state.y)),
@@ -219,6 +227,8 @@ def lvhba(
         state = next_state
         if step <= tol * scale and recorder.last_violation <= tol:
             converged = True
+            break
+        if stop:
             break
 
     history = recorder.history()
@@ -239,6 +249,7 @@ def lvhba(
         multipliers=state.multipliers,
         theta=state.theta,
         z=state.z,
+        stopped_by_callback=stop and not converged,
     )
 
 

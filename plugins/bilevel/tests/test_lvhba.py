@@ -74,6 +74,36 @@ def test_one_step_matches_hand_computation():
     assert float(step.z) == pytest.approx(z_next, abs=1e-14)
 
 
+def test_multiplier_step_uses_constraint_at_current_theta():
+    # The (θ, λ) step is one projected gradient step of L at (θ_k, λ_k), so λ_{k+1} reads
+    # g(x_k, θ_k). Here θ moves from 0.5 to 0.4, so g(x_k, θ_{k+1}) would give another λ.
+    config = LVHBAConfig(eta=0.2, gamma1=4.0, gamma2=2.5)
+    x, theta, lam, z = 1.0, 0.5, 0.3, 0.7
+    state = LVHBAState(vector(x), vector(2.0), vector(theta), vector(lam), vector(z))
+    step = lvhba_step(scalar_problem(), state, 0, config)
+
+    theta_next = float(step.theta)
+    assert abs(theta_next - theta) > 0.05
+    with_current = lam + 0.2 * ((theta - x) - (lam - z) / 2.5)
+    with_next = lam + 0.2 * ((theta_next - x) - (lam - z) / 2.5)
+    assert float(step.multipliers) == pytest.approx(with_current, abs=1e-15)
+    assert abs(float(step.multipliers) - with_next) > 1e-3
+
+
+def test_proximal_terms_divide_by_gamma():
+    # Doubling γ₁ halves the pull (θ − y)/γ₁ of θ towards y; doubling γ₂ halves (λ − z)/γ₂.
+    state = LVHBAState(vector(1.0), vector(2.0), vector(0.5), vector(0.3), vector(0.7))
+    problem = scalar_problem()
+    base = lvhba_step(problem, state, 0, LVHBAConfig(eta=0.2, gamma1=4.0, gamma2=2.5))
+    wider = lvhba_step(problem, state, 0, LVHBAConfig(eta=0.2, gamma1=8.0, gamma2=5.0))
+
+    # θ_{k+1} − θ_k = −η (∇f + λ∇g + (θ − y)/γ₁): only the last term changes.
+    theta_change = float(wider.theta - base.theta)
+    assert theta_change == pytest.approx(-0.2 * (0.5 - 2.0) * (1 / 8.0 - 1 / 4.0), abs=1e-15)
+    multiplier_change = float(wider.multipliers - base.multipliers)
+    assert multiplier_change == pytest.approx(-0.2 * (0.3 - 0.7) * (1 / 5.0 - 1 / 2.5), abs=1e-15)
+
+
 def test_penalty_weight_grows_as_power_of_iteration():
     config = LVHBAConfig(c_lower=3.0, p=0.4)
     assert config.penalty(0) == pytest.approx(3.0)
