@@ -3,10 +3,11 @@
 Every method runs in this one process on the problems the bilevel plugin ships:
 
 - The two toys with closed-form optima (``hessframe_bilevel.toys``), from seeded
-  random starts. LV-HBA, implicit and unrolled differentiation (the last two on
-  the quadratic toy only, because the coupled toy has lower constraints) run until
-  the relative distance ‖(x, y) − (x*, y*)‖ / ‖(x*, y*)‖ is at most ``TOY_TARGET``,
-  checked after every iteration through the solvers' callback. Random search draws
+  random starts. LV-HBA, implicit and unrolled differentiation run until the
+  relative distance ‖(x, y) − (x*, y*)‖ / ‖(x*, y*)‖ is at most ``TOY_TARGET``,
+  checked after every iteration through the solvers' callback. Implicit and
+  unrolled differentiation run on the quadratic toy only, because the coupled toy
+  has lower constraints. Random search draws
   ``RANDOM_SEARCH_SAMPLES`` upper points x uniformly in [−5, 5]³, solves the lower
   level at each with SciPy's SLSQP (with g as inequality constraints), and keeps
   the draw with the lowest F.
@@ -694,7 +695,10 @@ def main(argv: list[str] | None = None) -> str:
     _common.set_threads(args.threads)
     # A quick run is a smoke test, often inside a test process, whose allocator it leaves alone.
     mmap_fixed = False if args.quick else fix_mmap_threshold()
-    seeds = list(range(args.seeds if args.seeds is not None else (1 if args.quick else 3)))
+    num_seeds = args.seeds
+    if num_seeds is None:
+        num_seeds = 1 if args.quick else 3
+    seeds = list(range(num_seeds))
     report = build_report(seeds, args.threads, args.quick, mmap_fixed)
     print(report)
     _common.write_report(report, _common.resolve_output(args, DEFAULT_OUTPUT))

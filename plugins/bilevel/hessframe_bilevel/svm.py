@@ -43,6 +43,7 @@ from hessframe_bilevel.problem import BilevelProblem, BilevelResult, NonNegative
 #: ``hessframe bilevel svm`` command and the benchmark score the iterate with the lowest F.
 SVM_LVHBA_CONFIG = LVHBAConfig(alpha=0.01, beta=0.01, eta=0.01, gamma1=1.0, gamma2=1.0, c_lower=0.1)
 
+
 @dataclass(frozen=True)
 class SVMProblem:
     """The SVM hyperparameter problem with its starts and a suggested LV-HBA configuration.

@@ -73,7 +73,8 @@ def test_callback_returning_true_stops_run(method):
 
 
 def test_callback_runs_while_solver_runs():
-    # The callback of iteration k sees the constraint violation before iteration k + 1 exists.
+    # When the callback of iteration k runs, it has been called k times before: once per
+    # iterate, during the run and not after it.
     toy = coupled_toy()
     counts: list[int] = []
     reports: list[IterationReport] = []

@@ -186,7 +186,7 @@ def test_progress_printer_prints_each_line_when_called(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_toy_progress_rows_follow_stride_and_end_at_last():
+def test_toy_progress_follows_stride():
     result = run("toy", "--problem", "coupled", "--iterations", "7", "--every", "3")
     assert result.exit_code == 0, result.output
     rows = [row.split() for row in result.stderr.splitlines()[1:]]
