@@ -431,6 +431,14 @@ SVM_ITERATIONS = 300
     f"{PROGRESS_LINES} lines per run].",
 )
 @click.option(
+    "--projection",
+    type=click.Choice(("euclidean", "slack")),
+    default="euclidean",
+    show_default=True,
+    help="How LV-HBA maps its (x, y) step into C: the Euclidean projection in all "
+    "variables, or the cheaper retraction that moves only the slack bounds and slacks.",
+)
+@click.option(
     "--keep-best/--keep-last",
     default=True,
     show_default=True,
@@ -446,6 +454,7 @@ def svm_command(
     seed: int,
     iterations: int,
     every: int | None,
+    projection: str,
     keep_best: bool,
     as_json: bool,
 ) -> None:
@@ -461,7 +470,7 @@ def svm_command(
             param_hint="'--dataset'",
         )
     data = load_binary_dataset(dataset, seed=seed)
-    svm = svm_hyperparameter_problem(data)
+    svm = svm_hyperparameter_problem(data, projection=projection)
     printers = _progress(as_json, every, iterations)
     best = BestIterate()
     result, seconds = _run_solver(
@@ -476,6 +485,7 @@ def svm_command(
     summary = {
         "dataset": dataset,
         "method": method,
+        "projection": projection,
         "seed": seed,
         "iterations": result.iterations,
         "converged": result.converged,

@@ -80,7 +80,7 @@ def test_svm_table_has_both_data_sets(report):
     expected = [
         (name, method)
         for name in module.SVM_DATASETS
-        for method in (module.LVHBA, module.SVM_GRID_SEARCH)
+        for method in (module.LVHBA, module.LVHBA_SLACK, module.SVM_GRID_SEARCH)
     ]
     assert [(row["data set"], row["method"]) for row in rows] == expected
     for row in rows:

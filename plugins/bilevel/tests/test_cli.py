@@ -193,3 +193,29 @@ def test_toy_progress_follows_stride():
     assert [row[0] for row in rows] == ["0", "3", "6", "7"]
     summary_f = float(result.stdout.splitlines()[3].split()[3])
     assert float(rows[-1][1]) == pytest.approx(summary_f, rel=1e-6)
+
+
+@pytest.mark.parametrize("projection", ["euclidean", "slack"])
+def test_svm_projection_option_keeps_iterates_feasible(projection):
+    result = run(
+        "svm",
+        "--dataset",
+        "wine-class-0",
+        "--iterations",
+        "20",
+        "--projection",
+        projection,
+        "--keep-last",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["projection"] == projection
+    assert summary["constraint_violation"] < 1e-10
+
+
+def test_svm_unknown_projection_lists_known():
+    result = run("svm", "--projection", "exact")
+    assert result.exit_code == 2
+    assert "'--projection'" in result.output
+    assert "euclidean" in result.output and "slack" in result.output
