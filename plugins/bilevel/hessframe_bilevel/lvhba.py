@@ -145,9 +145,9 @@ def lvhba_step(
     theta, multipliers = _saddle_step(problem, state, iteration, config, m)
 
     c_k = config.penalty(iteration)
-    grad_merit_x, grad_merit_y = _penalised_gradients(problem, x, y, c_k, iteration)
-    grad_value_x = _value_function_gradient_x(problem, x, theta, multipliers, iteration, m)
-    direction_x = grad_merit_x - grad_value_x
+    direction_x, grad_merit_y = _penalised_gradients(
+        problem, x, y, theta, multipliers, c_k, iteration, m
+    )
     direction_y = grad_merit_y - (y - theta) / config.gamma1
     x_next, y_next = problem.project_pair(
         x - config.alpha * direction_x, y - config.alpha * direction_y
@@ -278,36 +278,34 @@ def _saddle_step(
     return theta_next, multipliers_next
 
 
-def _value_function_gradient_x(
+def _penalised_gradients(
     problem: BilevelProblem,
     x: torch.Tensor,
+    y: torch.Tensor,
     theta: torch.Tensor,
     multipliers: torch.Tensor,
+    c_k: float,
     iteration: int,
     m: int,
-) -> torch.Tensor:
-    """Return ∇_x f(x, θ) + ∇_x g(x, θ) λ, the x-gradient of v_γ at the saddle estimate."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (d_x, ∇_y (F/c_k + f)(x, y)) by one backward pass.
+
+    The pass differentiates F(x, y)/c_k + f(x, y) − f(x, θ) − λᵀ g(x, θ) with θ and λ
+    held fixed: its x-gradient is d_x of the module docstring, and its y-gradient is
+    d_y without the proximal term. A gradient of a variable that the value does not
+    depend on is zero.
+    """
     with torch.enable_grad():
         x_leaf = x.detach().requires_grad_(True)
+        y_leaf = y.detach().requires_grad_(True)
+        merit = problem.upper_value(x_leaf, y_leaf, iteration) / c_k + problem.lower_value(
+            x_leaf, y_leaf, iteration
+        )
         value = problem.lower_value(x_leaf, theta.detach(), iteration)
         if m:
             constraint = problem.constraint_values(x_leaf, theta.detach(), iteration, expected=m)
             value = value + multipliers.detach() @ constraint
-        (gradient,) = torch.autograd.grad(value, x_leaf, allow_unused=True)
-    return torch.zeros_like(x) if gradient is None else gradient
-
-
-def _penalised_gradients(
-    problem: BilevelProblem, x: torch.Tensor, y: torch.Tensor, c_k: float, iteration: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the x- and y-gradients of F/c_k + f at (x, y), zero where it does not depend."""
-    with torch.enable_grad():
-        x_leaf = x.detach().requires_grad_(True)
-        y_leaf = y.detach().requires_grad_(True)
-        value = problem.upper_value(x_leaf, y_leaf, iteration) / c_k + problem.lower_value(
-            x_leaf, y_leaf, iteration
-        )
-        grad_x, grad_y = torch.autograd.grad(value, (x_leaf, y_leaf), allow_unused=True)
+        grad_x, grad_y = torch.autograd.grad(merit - value, (x_leaf, y_leaf), allow_unused=True)
     grad_x = torch.zeros_like(x) if grad_x is None else grad_x
     grad_y = torch.zeros_like(y) if grad_y is None else grad_y
     return grad_x, grad_y
