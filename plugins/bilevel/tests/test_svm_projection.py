@@ -1,4 +1,4 @@
-"""The Euclidean projection onto the SVM problem's set C against a generic QP solver."""
+"""The Euclidean projection onto the SVM problem's set C, checked through its KKT conditions."""
 
 from __future__ import annotations
 
