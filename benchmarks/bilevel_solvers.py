@@ -177,14 +177,18 @@ def measure(run: Callable[[], dict[str, Any]]) -> Measured:
     try:
         with open("/proc/self/clear_refs", "w", encoding="utf-8") as stream:
             stream.write("5")
+        reset = True
     except OSError:
-        pass
+        # Without the reset VmHWM is the peak since the process started, which says
+        # nothing about this run, so the memory cell reads n/a.
+        reset = False
     baseline = _status_kib("VmRSS")
     start = time.perf_counter()
     scores = run()
     elapsed = time.perf_counter() - start
     peak = _status_kib("VmHWM")
-    return Measured(scores, elapsed, max(0.0, peak - baseline) / 1024)
+    growth = max(0.0, peak - baseline) / 1024 if reset else math.nan
+    return Measured(scores, elapsed, growth)
 
 
 # ----------------------------------------------------------------------
