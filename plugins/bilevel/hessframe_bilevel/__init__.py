@@ -12,17 +12,25 @@ the module as soon as anything imported ``hessframe_bilevel.lvhba``.
 
 from hessframe_bilevel.implicit import implicit_descent, implicit_hypergradient
 from hessframe_bilevel.lvhba import LVHBAConfig, lvhba
-from hessframe_bilevel.problem import BilevelHistory, BilevelProblem, BilevelResult
+from hessframe_bilevel.problem import (
+    BestIterate,
+    BilevelHistory,
+    BilevelProblem,
+    BilevelResult,
+    IterationReport,
+)
 from hessframe_bilevel.projections import Box, NonNegative, Reals, Simplex
 from hessframe_bilevel.unrolled import unrolled_descent, unrolled_hypergradient
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BestIterate",
     "BilevelHistory",
     "BilevelProblem",
     "BilevelResult",
     "Box",
+    "IterationReport",
     "LVHBAConfig",
     "NonNegative",
     "Reals",

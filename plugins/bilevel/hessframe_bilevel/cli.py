@@ -9,15 +9,16 @@ With ``--json`` it prints one JSON object instead.
 ``hessframe bilevel svm --dataset breast-cancer|wine-class-0`` learns per-sample slack
 bounds of a linear SVM on a validation set (:mod:`hessframe_bilevel.svm`) with LV-HBA,
 the only solver here for its coupled constraints, and reports the validation loss and
-the validation and test accuracy.
+the validation and test accuracy of the iterate with the lowest validation loss (or of
+the last iterate with ``--keep-last``).
 
 ``hessframe bilevel hyperclean --method lvhba|implicit|unrolled`` runs data
 hyper-cleaning (:mod:`hessframe_bilevel.hyperclean`) on the 8x8 digits with
 corrupted train labels, and reports the validation loss, the test accuracy and the
 precision and recall with which low sample weights flag the corrupted labels.
 
-The solvers report their iterates only when they return, so the progress lines are
-read from the run's history after the solver finishes.
+Each command prints a progress line to stderr as the solver runs, every ``--every``
+iterations and at the last one, through the solvers' per-iteration ``callback``.
 
 The core's ``hessframe`` command adds :data:`bilevel_group` through this plugin's
 ``hessframe_commands`` hook; the group also runs on its own, for example through
@@ -26,6 +27,7 @@ The core's ``hessframe`` command adds :data:`bilevel_group` through this plugin'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -78,6 +80,44 @@ def _check_method(method: str, accepted: tuple[str, ...], problem: str, constrai
         )
 
 
+class ProgressPrinter:
+    """A solver callback that prints iteration, F, lower-level gap and violation to stderr.
+
+    It prints a header before the first line, then a line for every ``every``-th
+    iteration as the solver reaches it. :meth:`finish` prints the last iteration when
+    the stride skipped it.
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._last_printed: int | None = None
+        self._last_report: Any = None
+
+    def __call__(self, report: Any) -> None:
+        if self._last_printed is None:
+            click.echo(
+                f"{'iteration':>9}  {'upper F':>14}  {'lower gap':>10}  {'violation':>10}",
+                err=True,
+            )
+        self._last_report = report
+        if report.iteration % self.every == 0:
+            self._print(report)
+
+    def finish(self) -> None:
+        """Print the last iteration seen, unless it was printed already."""
+        report = self._last_report
+        if report is not None and report.iteration != self._last_printed:
+            self._print(report)
+
+    def _print(self, report: Any) -> None:
+        click.echo(
+            f"{report.iteration:>9}  {report.upper_objective:>14.8g}  {report.lower_gap:>10.3e}  "
+            f"{report.constraint_violation:>10.3e}",
+            err=True,
+        )
+        self._last_printed = report.iteration
+
+
 def _run_solver(
     method: str,
     problem: Any,
@@ -85,33 +125,44 @@ def _run_solver(
     y0: Any,
     iterations: int,
     settings: dict[str, Any] | None = None,
+    callbacks: tuple[Any, ...] = (),
 ) -> tuple[Any, float]:
     """Run ``method`` for at most ``iterations`` outer iterations and return (result, seconds).
 
     ``settings`` contains further keyword arguments of the solver (step sizes, tolerances).
+    Every callable in ``callbacks`` is called with each iterate's report as the run goes.
     """
     from hessframe_bilevel.implicit import implicit_descent
     from hessframe_bilevel.lvhba import lvhba
     from hessframe_bilevel.unrolled import unrolled_descent
 
+    def callback(report: Any) -> None:
+        for function in callbacks:
+            function(report)
+
     solvers = {"lvhba": lvhba, "implicit": implicit_descent, "unrolled": unrolled_descent}
     start = time.perf_counter()
-    result = solvers[method](problem, x0, y0, max_iter=iterations, **(settings or {}))
+    result = solvers[method](
+        problem,
+        x0,
+        y0,
+        max_iter=iterations,
+        callback=callback if callbacks else None,
+        **(settings or {}),
+    )
     return result, time.perf_counter() - start
 
 
-def _print_progress(history: Any, every: int) -> None:
-    """Print iteration, F, lower-level gap and violation every ``every`` iterations to stderr."""
-    last = len(history.upper_objective) - 1
-    click.echo(f"{'iteration':>9}  {'upper F':>14}  {'lower gap':>10}  {'violation':>10}", err=True)
-    for k in range(0, last + 1):
-        if k % every and k != last:
-            continue
-        click.echo(
-            f"{k:>9}  {history.upper_objective[k]:>14.8g}  {history.lower_gap[k]:>10.3e}  "
-            f"{history.constraint_violation[k]:>10.3e}",
-            err=True,
-        )
+def _progress(as_json: bool, every: int | None, iterations: int) -> tuple[ProgressPrinter, ...]:
+    """Return the progress printer of a run, or none with ``--json``."""
+    if as_json:
+        return ()
+    return (ProgressPrinter(every or max(1, math.ceil(iterations / PROGRESS_LINES))),)
+
+
+def _finish_progress(printers: tuple[ProgressPrinter, ...]) -> None:
+    for printer in printers:
+        printer.finish()
 
 
 def _toy_summary(problem: str, method: str, toy: Any, result: Any, seconds: float) -> dict:
@@ -209,12 +260,15 @@ def toy_command(
 
     iterations = iterations if iterations is not None else DEFAULT_ITERATIONS[problem, method]
     toy = coupled_toy() if problem == "coupled" else quadratic_toy()
-    result, seconds = _run_solver(method, toy.problem, toy.x0, toy.y0, iterations)
+    printers = _progress(as_json, every, iterations)
+    result, seconds = _run_solver(
+        method, toy.problem, toy.x0, toy.y0, iterations, callbacks=printers
+    )
+    _finish_progress(printers)
     summary = _toy_summary(problem, method, toy, result, seconds)
     if as_json:
         click.echo(json.dumps(summary))
         return
-    _print_progress(result.history, every or max(1, math.ceil(result.iterations / PROGRESS_LINES)))
     _print_toy_summary(summary)
 
 
@@ -298,9 +352,11 @@ def hyperclean_command(
         settings["config"] = LVHBAConfig(**settings["config"])
     data = load_corrupted_digits(corruption=corruption, seed=seed)
     problem = hyperclean_problem(data)
+    printers = _progress(as_json, every, iterations)
     result, seconds = _run_solver(
-        method, problem.problem, problem.x0, problem.y0, iterations, settings
+        method, problem.problem, problem.x0, problem.y0, iterations, settings, printers
     )
+    _finish_progress(printers)
     history = result.history
     summary = {
         "method": method,
@@ -317,7 +373,6 @@ def hyperclean_command(
     if as_json:
         click.echo(json.dumps(summary))
         return
-    _print_progress(history, every or max(1, math.ceil(result.iterations / PROGRESS_LINES)))
     _print_measures(
         f"hyperclean solved by {method} (corruption {corruption:g}, seed {seed})",
         summary,
@@ -376,14 +431,37 @@ SVM_ITERATIONS = 300
     f"{PROGRESS_LINES} lines per run].",
 )
 @click.option(
+    "--projection",
+    type=click.Choice(("euclidean", "slack")),
+    default="euclidean",
+    show_default=True,
+    help="How LV-HBA maps its (x, y) step into C: the Euclidean projection in all "
+    "variables, or the cheaper retraction that moves only the slack bounds and slacks.",
+)
+@click.option(
+    "--keep-best/--keep-last",
+    default=True,
+    show_default=True,
+    help="Score the iterate with the lowest validation loss F (early stopping on the "
+    "validation set), or the last iterate.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
 )
 def svm_command(
-    dataset: str, method: str, seed: int, iterations: int, every: int | None, as_json: bool
+    dataset: str,
+    method: str,
+    seed: int,
+    iterations: int,
+    every: int | None,
+    projection: str,
+    keep_best: bool,
+    as_json: bool,
 ) -> None:
     """Learn the slack bounds of a linear SVM that minimise the validation loss."""
     _check_method(method, ("lvhba",), "the svm problem", "xi <= c on the slack bounds c")
     from hessframe_bilevel.data import BINARY_DATASETS, load_binary_dataset
+    from hessframe_bilevel.problem import BestIterate
     from hessframe_bilevel.svm import evaluate_svm, svm_hyperparameter_problem
 
     if dataset not in BINARY_DATASETS:
@@ -392,27 +470,36 @@ def svm_command(
             param_hint="'--dataset'",
         )
     data = load_binary_dataset(dataset, seed=seed)
-    svm = svm_hyperparameter_problem(data)
+    svm = svm_hyperparameter_problem(data, projection=projection)
+    printers = _progress(as_json, every, iterations)
+    best = BestIterate()
     result, seconds = _run_solver(
-        method, svm.problem, svm.x0, svm.y0, iterations, {"config": svm.config}
+        method, svm.problem, svm.x0, svm.y0, iterations, {"config": svm.config}, (*printers, best)
     )
+    _finish_progress(printers)
     history = result.history
+    selected = result.iterations
+    if keep_best:
+        selected = best.iteration
+        result = dataclasses.replace(result, x=best.x, y=best.y)
     summary = {
         "dataset": dataset,
         "method": method,
+        "projection": projection,
         "seed": seed,
         "iterations": result.iterations,
         "converged": result.converged,
         "time_s": seconds,
-        "upper_objective": history.upper_objective[-1],
+        "selected_iteration": selected,
+        "upper_objective": history.upper_objective[selected],
         "upper_objective_start": history.upper_objective[0],
-        "lower_gap": history.lower_gap[-1],
+        "upper_objective_last": history.upper_objective[-1],
+        "lower_gap": history.lower_gap[selected],
         **evaluate_svm(result, data),
     }
     if as_json:
         click.echo(json.dumps(summary))
         return
-    _print_progress(history, every or max(1, math.ceil(result.iterations / PROGRESS_LINES)))
     _print_measures(
         f"svm on {dataset} solved by {method} (seed {seed})",
         summary,
@@ -420,8 +507,10 @@ def svm_command(
             "iterations",
             "converged",
             "time_s",
+            "selected_iteration",
             "upper_objective_start",
             "upper_objective",
+            "upper_objective_last",
             "lower_gap",
             "constraint_violation",
             "validation_accuracy",

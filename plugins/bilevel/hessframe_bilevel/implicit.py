@@ -29,6 +29,7 @@ from hessframe_bilevel.problem import (
     BilevelProblem,
     BilevelResult,
     HistoryRecorder,
+    IterationCallback,
     check_count,
     check_positive,
     reject_lower_constraints,
@@ -178,6 +179,7 @@ def implicit_descent(
     lower_step: float = 0.5,
     lower_tol: float = 1e-10,
     lower_max_iter: int = 10_000,
+    callback: IterationCallback | None = None,
 ) -> BilevelResult:
     """Minimise φ(x) = F(x, y*(x)) over X by projected hypergradient descent.
 
@@ -196,6 +198,9 @@ def implicit_descent(
         lower_step: Step size of :func:`solve_lower`.
         lower_tol: Tolerance of :func:`solve_lower`.
         lower_max_iter: Gradient steps of one lower solve at most.
+        callback: Called with an :class:`~hessframe_bilevel.problem.IterationReport` of
+            the start and of every iterate as the run goes; returning True stops the run
+            after that iterate.
 
     Returns:
         A :class:`~hessframe_bilevel.problem.BilevelResult` with the history of F,
@@ -212,13 +217,13 @@ def implicit_descent(
     max_iter = check_count(max_iter, "max_iter", SOLVER)
     lower_max_iter = check_count(lower_max_iter, "lower_max_iter", SOLVER)
 
+    recorder = HistoryRecorder(problem, SOLVER, callback)
     x = problem.project_x(x0.detach())
     lower = solve_lower(problem, x, y0, step=lower_step, tol=lower_tol, max_iter=lower_max_iter)
-    recorder = HistoryRecorder(problem)
-    recorder.record(x, lower.y, 0)
+    stop = recorder.record(x, lower.y, 0)
     converged = False
     iterations = 0
-    for k in range(max_iter):
+    for k in range(0 if stop else max_iter):
         hypergradient = implicit_hypergradient(problem, x, lower.y, damping=damping, iteration=k)
         x_next = problem.project_x(x - step * hypergradient.gradient)
         lower = solve_lower(
@@ -239,12 +244,14 @@ def implicit_descent(
                 k + 1,
             )
         iterations = k + 1
-        recorder.record(x_next, lower.y, iterations)
+        stop = recorder.record(x_next, lower.y, iterations)
         change = float(torch.linalg.vector_norm(x_next - x))
         scale = 1.0 + float(torch.linalg.vector_norm(x))
         x = x_next
         if change <= tol * scale:
             converged = True
+            break
+        if stop:
             break
 
     history = recorder.history()
@@ -255,4 +262,6 @@ def implicit_descent(
         history.lower_gap[-1],
         converged,
     )
-    return BilevelResult(x, lower.y, iterations, converged, history)
+    return BilevelResult(
+        x, lower.y, iterations, converged, history, stopped_by_callback=stop and not converged
+    )

@@ -54,6 +54,7 @@ from hessframe_bilevel.problem import (
     BilevelProblem,
     BilevelResult,
     HistoryRecorder,
+    IterationCallback,
     check_count,
     check_positive,
 )
@@ -144,9 +145,9 @@ def lvhba_step(
     theta, multipliers = _saddle_step(problem, state, iteration, config, m)
 
     c_k = config.penalty(iteration)
-    grad_merit_x, grad_merit_y = _penalised_gradients(problem, x, y, c_k, iteration)
-    grad_value_x = _value_function_gradient_x(problem, x, theta, multipliers, iteration, m)
-    direction_x = grad_merit_x - grad_value_x
+    direction_x, grad_merit_y = _penalised_gradients(
+        problem, x, y, theta, multipliers, c_k, iteration, m
+    )
     direction_y = grad_merit_y - (y - theta) / config.gamma1
     x_next, y_next = problem.project_pair(
         x - config.alpha * direction_x, y - config.alpha * direction_y
@@ -165,6 +166,7 @@ def lvhba(
     config: LVHBAConfig | None = None,
     max_iter: int = 10_000,
     tol: float = 1e-10,
+    callback: IterationCallback | None = None,
 ) -> BilevelResult:
     """Solve a bilevel problem, with or without coupled lower constraints, by LV-HBA.
 
@@ -177,13 +179,17 @@ def lvhba(
         max_iter: Iterations at most.
         tol: Stop when ‖(x_{k+1}, y_{k+1}) − (x_k, y_k)‖ ≤ tol·(1 + ‖(x_k, y_k)‖) and the
             constraint violation is at most ``tol``; ``converged`` reports whether that happened.
+        callback: Called with an :class:`~hessframe_bilevel.problem.IterationReport` of
+            the start and of every iterate as the run goes; returning True stops the run
+            after that iterate.
 
     Returns:
         A :class:`~hessframe_bilevel.problem.BilevelResult` with x, y, θ, λ, z and the
         history of F, the lower-level KKT residual at λ and the constraint violation.
 
     Raises:
-        InvalidArgumentError: A start, an option or a function's output is invalid.
+        InvalidArgumentError: A start, an option or a function's output is invalid, or
+            ``project_feasible`` returns a point outside C.
         NonFiniteError: F, f or g is NaN or infinite at some iteration.
     """
     config = LVHBAConfig() if config is None else config
@@ -199,16 +205,18 @@ def lvhba(
             "keeps (x, y) in C = {(x, y) in X x Y : g(x, y) <= 0}, because outside C the "
             "penalty f - v_gamma is unbounded below, so pass the projection onto C"
         )
+    recorder = HistoryRecorder(problem, SOLVER, callback)
     state, _ = initial_state(problem, x0, y0)
-    recorder = HistoryRecorder(problem)
-    recorder.record(state.x, state.y, 0, state.multipliers)
+    stop = recorder.record(state.x, state.y, 0, state.multipliers)
+    problem.check_projected(state.x, state.y, recorder.last_violation, 0)
 
     converged = False
     iterations = 0
-    for k in range(max_iter):
+    for k in range(0 if stop else max_iter):
         next_state = lvhba_step(problem, state, k, config)
         iterations = k + 1
-        recorder.record(next_state.x, next_state.y, iterations, next_state.multipliers)
+        stop = recorder.record(next_state.x, next_state.y, iterations, next_state.multipliers)
+        problem.check_projected(next_state.x, next_state.y, recorder.last_violation, iterations)
         step = math.hypot(
             float(torch.linalg.vector_norm(next_state.x - state.x)),
             float(torch.linalg.vector_norm(next_state.y - state.y)),
@@ -219,6 +227,8 @@ def lvhba(
         state = next_state
         if step <= tol * scale and recorder.last_violation <= tol:
             converged = True
+            break
+        if stop:
             break
 
     history = recorder.history()
@@ -239,6 +249,7 @@ def lvhba(
         multipliers=state.multipliers,
         theta=state.theta,
         z=state.z,
+        stopped_by_callback=stop and not converged,
     )
 
 
@@ -267,36 +278,34 @@ def _saddle_step(
     return theta_next, multipliers_next
 
 
-def _value_function_gradient_x(
+def _penalised_gradients(
     problem: BilevelProblem,
     x: torch.Tensor,
+    y: torch.Tensor,
     theta: torch.Tensor,
     multipliers: torch.Tensor,
+    c_k: float,
     iteration: int,
     m: int,
-) -> torch.Tensor:
-    """Return ∇_x f(x, θ) + ∇_x g(x, θ) λ, the x-gradient of v_γ at the saddle estimate."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (d_x, ∇_y (F/c_k + f)(x, y)) by one backward pass.
+
+    The pass differentiates F(x, y)/c_k + f(x, y) − f(x, θ) − λᵀ g(x, θ) with θ and λ
+    held fixed: its x-gradient is d_x of the module docstring, and its y-gradient is
+    d_y without the proximal term. A gradient of a variable that the value does not
+    depend on is zero.
+    """
     with torch.enable_grad():
         x_leaf = x.detach().requires_grad_(True)
+        y_leaf = y.detach().requires_grad_(True)
+        merit = problem.upper_value(x_leaf, y_leaf, iteration) / c_k + problem.lower_value(
+            x_leaf, y_leaf, iteration
+        )
         value = problem.lower_value(x_leaf, theta.detach(), iteration)
         if m:
             constraint = problem.constraint_values(x_leaf, theta.detach(), iteration, expected=m)
             value = value + multipliers.detach() @ constraint
-        (gradient,) = torch.autograd.grad(value, x_leaf, allow_unused=True)
-    return torch.zeros_like(x) if gradient is None else gradient
-
-
-def _penalised_gradients(
-    problem: BilevelProblem, x: torch.Tensor, y: torch.Tensor, c_k: float, iteration: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the x- and y-gradients of F/c_k + f at (x, y), zero where it does not depend."""
-    with torch.enable_grad():
-        x_leaf = x.detach().requires_grad_(True)
-        y_leaf = y.detach().requires_grad_(True)
-        value = problem.upper_value(x_leaf, y_leaf, iteration) / c_k + problem.lower_value(
-            x_leaf, y_leaf, iteration
-        )
-        grad_x, grad_y = torch.autograd.grad(value, (x_leaf, y_leaf), allow_unused=True)
+        grad_x, grad_y = torch.autograd.grad(merit - value, (x_leaf, y_leaf), allow_unused=True)
     grad_x = torch.zeros_like(x) if grad_x is None else grad_x
     grad_y = torch.zeros_like(y) if grad_y is None else grad_y
     return grad_x, grad_y

@@ -11,6 +11,8 @@ Euclidean projections (:mod:`hessframe_bilevel.projections`).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,14 +29,18 @@ from hessframe_bilevel.projections import (
 )
 
 __all__ = [
+    "BestIterate",
     "BilevelHistory",
     "BilevelProblem",
     "BilevelResult",
     "Box",
+    "IterationReport",
     "NonNegative",
     "Reals",
     "Simplex",
 ]
+
+logger = logging.getLogger(__name__)
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PairProjection = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -103,7 +109,9 @@ class BilevelProblem:
     def check_point(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Raise InvalidArgumentError unless x and y are finite flat floating tensors.
 
-        They must share dtype and device, and fit the sets X and Y.
+        They must share dtype and device, fit the sets X and Y, and be accepted by F, f
+        and g: a function that raises on them (for example on a length mismatch) is
+        reported with the shapes of x and y.
         """
         for name, value in (("x0", x), ("y0", y)):
             if not isinstance(value, torch.Tensor):
@@ -124,6 +132,23 @@ class BilevelProblem:
             )
         self._x_projection.check(x, "x_set")
         self._y_projection.check(y, "y_set")
+        self._check_shapes(x, y)
+
+    def _check_shapes(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Evaluate F, f and g once at the start, so a shape mismatch is reported as such."""
+        functions = [("upper objective F", self.upper), ("lower objective f", self.lower)]
+        if self.constraints is not None:
+            functions.append(("constraints g", self.constraints))
+        for name, function in functions:
+            try:
+                with torch.no_grad():
+                    function(x.detach(), y.detach())
+            except (RuntimeError, IndexError, ValueError) as error:
+                raise InvalidArgumentError(
+                    f"{name} failed at the start x0 of shape {tuple(x.shape)} and y0 of shape "
+                    f"{tuple(y.shape)}: {error}. Check that x0 and y0 have the lengths "
+                    "the problem's functions expect"
+                ) from error
 
     def upper_value(self, x: torch.Tensor, y: torch.Tensor, iteration: int) -> torch.Tensor:
         """Return F(x, y), checked to be a finite 0-d tensor."""
@@ -173,21 +198,52 @@ class BilevelProblem:
         return self._y_projection(y)
 
     def project_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Project (x, y) onto C, or onto X × Y when ``project_feasible`` is None."""
+        """Project (x, y) onto C, or onto X × Y when ``project_feasible`` is None.
+
+        Raises:
+            InvalidArgumentError: ``project_feasible`` returns something other than a pair
+                of tensors of the input shapes.
+        """
         if self.project_feasible is None:
             return self.project_x(x), self.project_y(y)
         output = self.project_feasible(x, y)
         if (
             not isinstance(output, tuple)
             or len(output) != 2
+            or not all(isinstance(part, torch.Tensor) for part in output)
             or output[0].shape != x.shape
             or output[1].shape != y.shape
         ):
             raise InvalidArgumentError(
-                "project_feasible must return a pair (x, y) with the shapes "
+                "project_feasible must return a pair (x, y) of tensors with the shapes "
                 f"{tuple(x.shape)} and {tuple(y.shape)} of its inputs"
             )
         return output
+
+    def check_projected(
+        self, x: torch.Tensor, y: torch.Tensor, violation: float, iteration: int
+    ) -> None:
+        """Raise InvalidArgumentError when ``project_feasible`` left (x, y) outside C.
+
+        Args:
+            x: The projected x.
+            y: The projected y.
+            violation: max_i max(g_i(x, y), 0) there, as :meth:`constraint_violation` returns.
+            iteration: The iteration, named in the message.
+
+        The violation is accepted up to √ε·(1 + max(‖x‖∞, ‖y‖∞)), with ε the machine
+        epsilon of the dtype, to allow for rounding in g.
+        """
+        if self.project_feasible is None or violation == 0.0:
+            return
+        scale = 1.0 + max(float(x.detach().abs().max()), float(y.detach().abs().max()))
+        tolerance = torch.finfo(x.dtype).eps ** 0.5 * scale
+        if violation > tolerance:
+            raise InvalidArgumentError(
+                f"project_feasible returned a point outside C at iteration {iteration}: "
+                f"max_i g_i(x, y) = {violation:.3e} > {tolerance:.1e}. It must map (x, y) into "
+                "C = {(x, y) in X x Y : g(x, y) <= 0}"
+            )
 
     # ------------------------------------------------------------------
     # Measures recorded in every solver's history
@@ -212,7 +268,9 @@ class BilevelProblem:
             lagrangian = self.lower_value(x.detach(), y_leaf, iteration)
             complementarity = 0.0
             if self.constraints is not None and multipliers is not None:
-                g = self.constraint_values(x.detach(), y_leaf, iteration)
+                g = self.constraint_values(
+                    x.detach(), y_leaf, iteration, expected=multipliers.shape[0]
+                )
                 lagrangian = lagrangian + multipliers.detach() @ g
                 complementarity = abs(float(multipliers.detach() @ g.detach()))
             (gradient,) = torch.autograd.grad(lagrangian, y_leaf)
@@ -257,6 +315,7 @@ class BilevelResult:
         multipliers: LV-HBA only: λ, the multiplier estimate of g (None elsewhere).
         theta: LV-HBA only: θ, the proximal lower-level iterate (None elsewhere).
         z: LV-HBA only: z, the proximal centre of the multipliers (None elsewhere).
+        stopped_by_callback: The run ended because the ``callback`` returned True.
     """
 
     x: torch.Tensor
@@ -267,13 +326,84 @@ class BilevelResult:
     multipliers: torch.Tensor | None = None
     theta: torch.Tensor | None = None
     z: torch.Tensor | None = None
+    stopped_by_callback: bool = False
+
+
+@dataclass(frozen=True)
+class IterationReport:
+    """The measures of one iterate, passed to a solver's ``callback`` as the run goes.
+
+    Attributes:
+        iteration: k, 0 for the start.
+        upper_objective: F(x_k, y_k).
+        lower_gap: The lower-level optimality gap at (x_k, y_k), as in :class:`BilevelHistory`.
+        constraint_violation: max_i max(g_i(x_k, y_k), 0), zero without constraints.
+        x: x_k, detached. The solver does not change it later, but a callback that keeps
+            it past the call should still not modify it in place.
+        y: y_k, detached.
+        elapsed_s: Seconds since the solver started, measured with ``time.perf_counter``.
+    """
+
+    iteration: int
+    upper_objective: float
+    lower_gap: float
+    constraint_violation: float
+    x: torch.Tensor
+    y: torch.Tensor
+    elapsed_s: float
+
+
+#: A per-iteration callback: it receives each iterate's report, the start included, and
+#: returns True to stop the solver after that iterate (None or False to go on).
+IterationCallback = Callable[[IterationReport], bool | None]
+
+
+class BestIterate:
+    """A callback that keeps the iterate with the lowest upper objective F seen so far.
+
+    When F is a validation loss, as in the SVM and hyper-cleaning problems, this is
+    early stopping by validation loss: the run goes on, and the best iterate is kept.
+
+    Attributes:
+        iteration: The iteration of the best iterate, or None before the first call.
+        upper_objective: F at the best iterate (infinity before the first call).
+        x: x at the best iterate (a copy), or None before the first call.
+        y: y at the best iterate (a copy), or None before the first call.
+    """
+
+    def __init__(self) -> None:
+        self.iteration: int | None = None
+        self.upper_objective = float("inf")
+        self.x: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+
+    def __call__(self, report: IterationReport) -> None:
+        if report.upper_objective < self.upper_objective:
+            self.iteration = report.iteration
+            self.upper_objective = report.upper_objective
+            self.x = report.x.clone()
+            self.y = report.y.clone()
 
 
 class HistoryRecorder:
-    """Collects the per-iteration measures of one run into a :class:`BilevelHistory`."""
+    """Collects the per-iteration measures of one run into a :class:`BilevelHistory`.
 
-    def __init__(self, problem: BilevelProblem) -> None:
+    Each recorded iterate is also logged at DEBUG level and passed to the run's
+    ``callback`` as an :class:`IterationReport`.
+    """
+
+    def __init__(
+        self, problem: BilevelProblem, solver: str, callback: IterationCallback | None = None
+    ) -> None:
+        if callback is not None and not callable(callback):
+            raise InvalidArgumentError(
+                f"{solver}: callback must be None or a callable taking an IterationReport, "
+                f"got {type(callback).__name__}"
+            )
         self._problem = problem
+        self._solver = solver
+        self._callback = callback
+        self._start = time.perf_counter()
         self._upper: list[float] = []
         self._gap: list[float] = []
         self._violation: list[float] = []
@@ -284,15 +414,34 @@ class HistoryRecorder:
         y: torch.Tensor,
         iteration: int,
         multipliers: torch.Tensor | None = None,
-    ) -> None:
-        """Append F, the lower-level gap and the constraint violation at (x, y)."""
+    ) -> bool:
+        """Append F, the lower-level gap and the constraint violation at (x, y).
+
+        Returns:
+            True when the callback asks the solver to stop after this iterate.
+        """
+        x, y = x.detach(), y.detach()
         with torch.no_grad():
-            upper = float(self._problem.upper_value(x.detach(), y.detach(), iteration))
+            upper = float(self._problem.upper_value(x, y, iteration))
+        gap = self._problem.lower_stationarity(x, y, iteration, multipliers)
+        violation = self._problem.constraint_violation(x, y, iteration)
         self._upper.append(upper)
-        self._gap.append(self._problem.lower_stationarity(x, y, iteration, multipliers))
-        self._violation.append(
-            self._problem.constraint_violation(x.detach(), y.detach(), iteration)
+        self._gap.append(gap)
+        self._violation.append(violation)
+        logger.debug(
+            "%s: iteration %d, F = %.8g, lower gap %.3e, violation %.3e",
+            self._solver,
+            iteration,
+            upper,
+            gap,
+            violation,
         )
+        if self._callback is None:
+            return False
+        report = IterationReport(
+            iteration, upper, gap, violation, x, y, time.perf_counter() - self._start
+        )
+        return bool(self._callback(report))
 
     @property
     def last_violation(self) -> float:

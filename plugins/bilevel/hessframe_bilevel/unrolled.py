@@ -25,6 +25,7 @@ from hessframe_bilevel.problem import (
     BilevelProblem,
     BilevelResult,
     HistoryRecorder,
+    IterationCallback,
     check_count,
     check_positive,
     reject_lower_constraints,
@@ -84,6 +85,7 @@ def unrolled_descent(
     tol: float = 1e-10,
     inner_steps: int = 50,
     inner_step: float = 0.5,
+    callback: IterationCallback | None = None,
 ) -> BilevelResult:
     """Minimise F(x, y_K(x)) over X by projected gradient descent through K unrolled steps.
 
@@ -96,6 +98,9 @@ def unrolled_descent(
         tol: Stop when ‖x_{k+1} − x_k‖ ≤ tol·(1 + ‖x_k‖); ``converged`` reports it.
         inner_steps: K, the unrolled lower-level steps per outer iteration.
         inner_step: s, the lower-level step size.
+        callback: Called with an :class:`~hessframe_bilevel.problem.IterationReport` of
+            the start and of every iterate as the run goes; returning True stops the run
+            after that iterate.
 
     Returns:
         A :class:`~hessframe_bilevel.problem.BilevelResult`; its y is the last y_K and
@@ -112,24 +117,26 @@ def unrolled_descent(
     tol = check_positive(tol, "tol", SOLVER)
     max_iter = check_count(max_iter, "max_iter", SOLVER)
 
+    recorder = HistoryRecorder(problem, SOLVER, callback)
     x = problem.project_x(x0.detach())
     y = problem.project_y(y0.detach())
-    recorder = HistoryRecorder(problem)
-    recorder.record(x, y, 0)
+    stop = recorder.record(x, y, 0)
     converged = False
     iterations = 0
-    for k in range(max_iter):
+    for k in range(0 if stop else max_iter):
         hypergradient, y = unrolled_hypergradient(
             problem, x, y, inner_steps=inner_steps, inner_step=inner_step, iteration=k
         )
         x_next = problem.project_x(x - step * hypergradient)
         iterations = k + 1
-        recorder.record(x_next, y, iterations)
+        stop = recorder.record(x_next, y, iterations)
         change = float(torch.linalg.vector_norm(x_next - x))
         scale = 1.0 + float(torch.linalg.vector_norm(x))
         x = x_next
         if change <= tol * scale:
             converged = True
+            break
+        if stop:
             break
 
     history = recorder.history()
@@ -140,4 +147,6 @@ def unrolled_descent(
         history.lower_gap[-1],
         converged,
     )
-    return BilevelResult(x, y, iterations, converged, history)
+    return BilevelResult(
+        x, y, iterations, converged, history, stopped_by_callback=stop and not converged
+    )

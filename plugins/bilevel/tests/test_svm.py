@@ -52,8 +52,8 @@ def test_lvhba_lowers_validation_loss(dataset):
     assert bool((result.x >= 0).all())
 
 
-def test_project_feasible_lands_in_feasible_set(dataset):
-    svm = svm_hyperparameter_problem(dataset)
+def test_slack_projection_lands_in_feasible_set(dataset):
+    svm = svm_hyperparameter_problem(dataset, projection="slack")
     generator = torch.Generator().manual_seed(0)
     bounds = torch.randn(svm.x0.shape, generator=generator, dtype=torch.float64)
     lower = torch.randn(svm.y0.shape, generator=generator, dtype=torch.float64)
@@ -71,9 +71,9 @@ def test_project_feasible_lands_in_feasible_set(dataset):
     torch.testing.assert_close(again[1], projected_lower, rtol=0, atol=0)
 
 
-def test_project_feasible_pair_by_hand():
+def test_slack_projection_pair_by_hand():
     dataset = load_binary_dataset("wine-class-0").head(1, 1)
-    svm = svm_hyperparameter_problem(dataset)
+    svm = svm_hyperparameter_problem(dataset, projection="slack")
     # With w = 0 and b = 0.7 y_1 the hinge is 0.3, so (c, ξ) = (0.2, 0.8) goes to (0.5, 0.5).
     lower = torch.zeros(svm.y0.shape, dtype=torch.float64)
     lower[svm.num_features] = 0.7 * dataset.y_train[0]
@@ -90,6 +90,8 @@ def test_project_feasible_pair_by_hand():
 def test_bad_inputs_rejected(dataset):
     with pytest.raises(InvalidArgumentError, match="BinaryDataset"):
         svm_hyperparameter_problem("breast-cancer")
+    with pytest.raises(InvalidArgumentError, match="one of euclidean, slack, got 'exact'"):
+        svm_hyperparameter_problem(dataset, projection="exact")
     with pytest.raises(InvalidArgumentError, match="non-negative"):
         solve_svm_lower(dataset, -torch.ones(dataset.x_train.shape[0], dtype=torch.float64))
     history = BilevelHistory((0.0,), (0.0,), (0.0,))
