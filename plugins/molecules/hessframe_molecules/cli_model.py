@@ -1,0 +1,3 @@
+"""Commands of the molecules plugin (filled in by its owner)."""
+
+COMMANDS = ()

@@ -1,0 +1,6 @@
+"""Curvature providers of the molecules plugin."""
+
+
+def provider_records():
+    """Return the provider records."""
+    return []
