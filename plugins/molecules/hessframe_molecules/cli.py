@@ -15,7 +15,7 @@ from hessframe_molecules import cli_ase, cli_model
 
 @click.group("molecules")
 def molecules_group() -> None:
-    """Molecular Hessians: data, the Hessian network, and ASE optimisation, TS search, vibrations."""
+    """Molecular Hessians: data, the Hessian network, ASE optimisation, TS search, vibrations."""
 
 
 for _command in (*cli_model.COMMANDS, *cli_ase.COMMANDS):
