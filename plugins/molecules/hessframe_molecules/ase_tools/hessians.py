@@ -1,7 +1,7 @@
 """Hessian sources for the ASE tools: a registered provider, a factory, or finite differences.
 
 Every optimizer, transition-state search and vibrational analysis in this
-package asks a :class:`HessianSource` for the (3N, 3N) Cartesian Hessian of an
+package takes from a :class:`HessianSource` for the (3N, 3N) Cartesian Hessian of an
 ``ase.Atoms`` in eV/Å² (atom-major order x0, y0, z0, x1, ...). A source wraps
 one of:
 

@@ -41,7 +41,7 @@ Progress = Callable[[int, float, float], None]
 
 @dataclass
 class JobResult:
-    """What a job produced.
+    """Output of a job.
 
     Attributes:
         summary: JSON-ready numbers (energies in eV, forces in eV/Å, frequencies in cm⁻¹).

@@ -1,7 +1,7 @@
 """A quasi-Newton geometry optimizer that starts from a provider's Hessian.
 
 ASE's BFGS starts from the Hessian 70·I eV/Å² and learns the curvature from
-the forces it sees, which costs a few force calls per stiff or soft mode. When
+the forces along its path, which costs a few force calls per stiff or soft mode. When
 a good Hessian is cheap, as the equivariant network's predicted Hessian is
 next to a quantum-chemistry force call, starting from it saves those calls.
 

@@ -24,7 +24,7 @@ def load_structure(spec: str, argument: str = "STRUCTURE") -> Any:
 
     Raises:
         InvalidArgumentError: ``spec`` is neither a readable structure file nor
-            a G2 name, the file holds no atoms, or the structure fails the
+            a G2 name, the file contains no atoms, or the structure fails the
             checks. The message names ``argument``.
     """
     from hessframe_molecules.validation import check_atoms
@@ -52,7 +52,9 @@ def _read_file(path: Path, argument: str) -> Any:
     if path.is_dir():
         raise InvalidArgumentError(f"{argument} {str(path)!r} is a folder; pass a structure file")
     if path.stat().st_size == 0:
-        raise InvalidArgumentError(f"{argument} {str(path)!r} is an empty file; it holds no atoms")
+        raise InvalidArgumentError(
+            f"{argument} {str(path)!r} is an empty file; it contains no atoms"
+        )
     try:
         atoms = ase.io.read(path, index=-1)
     except (OSError, ValueError, KeyError, IndexError, StopIteration, AssertionError) as error:
@@ -65,5 +67,5 @@ def _read_file(path: Path, argument: str) -> Any:
     if isinstance(atoms, list):
         atoms = atoms[-1]
     if len(atoms) == 0:
-        raise InvalidArgumentError(f"{argument} {str(path)!r} holds a structure with no atoms")
+        raise InvalidArgumentError(f"{argument} {str(path)!r} contains a structure with no atoms")
     return atoms
