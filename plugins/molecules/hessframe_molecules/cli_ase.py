@@ -118,6 +118,14 @@ def _prepare(
     except HessframeError as error:
         raise click.BadParameter(str(error), param_hint="--calculator") from error
 
+    if calculator_name == "model" or hessian_name in ("predicted", "autodiff"):
+        from hessframe_molecules.ase_tools.calculators import domain_problems
+
+        for problem in domain_problems(atoms):
+            click.echo(
+                f"warning: STRUCTURE is outside the network's training data: {problem}", err=True
+            )
+
     if out is None:
         out = DEFAULT_OUT / f"molecules-{command}-{Path(structure).stem}"
     prepare_output_folder(out, "--out")
@@ -142,12 +150,19 @@ class _ProgressBar:
 
 def _run(job: Any, out: Path, summary_name: str, as_json: bool, summary_extra: dict) -> None:
     """Run a job with a progress bar, write its files and report; exit 1 when not converged."""
+    from ase.calculators.calculator import CalculationFailed
+
     from hessframe_molecules.ase_tools.jobs import write_outputs
 
     try:
         result = job()
     except HessframeError as error:
         raise click.ClickException(f"{error}. No file was written.") from error
+    except CalculationFailed as error:
+        raise click.ClickException(
+            f"the calculator failed: {error}; check that STRUCTURE is a sensible closed-shell "
+            "molecule. No file was written."
+        ) from error
     result.summary.update(summary_extra)
     written = write_outputs(out, result, summary_name)
     if as_json:

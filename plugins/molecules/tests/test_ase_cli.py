@@ -103,6 +103,22 @@ def test_unsupported_element_is_rejected_for_the_model(tmp_path):
     assert "['Si']" in result.output
 
 
+def test_structure_far_from_training_data_is_named(tmp_path):
+    atoms = molecule("H2O")
+    atoms.positions[2] = atoms.positions[0] + [0.0, 0.45, 0.0]
+    path = tmp_path / "compressed-water.xyz"
+    write(path, atoms)
+    out = tmp_path / "o"
+    result = _invoke("vib", str(path), "--hessian", "xtb-fd", "--no-optimize", "--out", str(out))
+    assert result.exit_code == 0
+    assert "warning" not in result.stderr  # xTB alone: the network is not involved
+
+    result = CliRunner().invoke(molecules_group, ["vib", str(path), "--out", str(out)])
+    assert "outside the network's training data: atoms 0 (O) and 2 (H) are 0.45 Å apart" in (
+        result.stderr
+    )
+
+
 def test_failed_write_keeps_previous_results(tmp_path, monkeypatch):
     from hessframe_molecules.ase_tools import jobs
 
