@@ -249,9 +249,12 @@ def shard_name(index: int, spec: MoleculeSpec) -> str:
 def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write a compressed shard atomically: to a temporary name, then rename."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_shard(path: Path) -> dict:
@@ -318,6 +321,10 @@ def build_dataset(
     """
     out = Path(out)
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    # A process killed while writing (SIGKILL skips the cleanup in write_shard)
+    # can leave a temporary file behind; it is never a shard, so it is removed.
+    for stale in (out / SHARD_DIR).glob(".*.tmp"):
+        stale.unlink()
     jobs = [
         (index, spec, num_geometries, seed, str(out))
         for index, spec in enumerate(specs)
