@@ -46,6 +46,7 @@ def test_optimize_reads_structure_file(tmp_path):
     assert summary["converged"]
     assert summary["fmax"] < 0.01
     assert summary["hessian_calls"] == 1
+    assert summary["hessian_gradient_calls"] == 6 * 4
     assert summary["num_imaginary"] == 0
     assert "converged:    True" in result.stdout
 

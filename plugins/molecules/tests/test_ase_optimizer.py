@@ -10,6 +10,7 @@ from ase.optimize import BFGS
 from conftest_ase import TorchPotential, harmonic_bonds
 from hessframe_molecules.ase_tools.calculators import HessianCalculator
 from hessframe_molecules.ase_tools.optimizer import HessianRFO, bfgs_update, rfo_step
+from hessframe_molecules.paths import WEIGHTS_PATH
 from tblite.ase import TBLite
 
 from hessframe.errors import InvalidArgumentError
@@ -40,6 +41,18 @@ def test_rfo_reaches_bfgs_minimum_with_fewer_force_calls(name):
     assert rfo_converged
     assert abs(rfo_energy - bfgs_energy) < 1e-4
     assert rfo_calls < bfgs_calls
+
+
+@pytest.mark.skipif(
+    not WEIGHTS_PATH.is_file(), reason=f"the network's shipped weights {WEIGHTS_PATH} are missing"
+)
+@pytest.mark.parametrize("name", ["H2O", "CH3OH"])
+def test_rfo_from_predicted_hessian_reaches_bfgs_minimum(name):
+    start = _perturbed(name, seed=5)
+    bfgs_energy, _, _ = _relax(start, lambda a: BFGS(a, logfile=None))
+    rfo_energy, _, converged = _relax(start, lambda a: HessianRFO(a, "predicted", logfile=None))
+    assert converged
+    assert abs(rfo_energy - bfgs_energy) < 1e-4
 
 
 def test_rfo_without_hessian_reaches_bfgs_minimum():

@@ -143,6 +143,7 @@ def run_optimize(
         steps=int(optimizer.nsteps),
         refresh_every=refresh_every,
         hessian_calls=optimizer.num_hessian_calls,
+        hessian_gradient_calls=_gradient_calls(calculator, atoms, optimizer.num_hessian_calls),
         seconds=seconds,
     )
     if calculator.hessian_source is not None:
@@ -192,6 +193,7 @@ def run_ts(
         steps=search.steps,
         force_calls=search_calls,
         hessian_calls=search.hessian_calls,
+        hessian_gradient_calls=_gradient_calls(calculator, atoms, search.hessian_calls),
         frequencies_cm1=[float(value) for value in analysis.frequencies_cm1],
         frequencies_from=analysis.hessian_source,
         num_imaginary=analysis.num_imaginary,
@@ -262,6 +264,18 @@ def run_vib(
     summary.update(_final_state(atoms, calculator, fmax, converged))
     summary.update(analysis.summary())
     return JobResult(summary, trajectories, converged)
+
+
+def _gradient_calls(calculator: HessianCalculator, atoms: Any, hessian_calls: int) -> int:
+    """Return the gradient calls that ``hessian_calls`` Hessians of a finite-difference source cost.
+
+    Central differences take two gradients per coordinate, 6N per Hessian; a
+    source that is not a finite-difference one costs none.
+    """
+    source = calculator.hessian_source
+    if source is None or not source.name.endswith("finite-difference"):
+        return 0
+    return 6 * len(atoms) * hessian_calls
 
 
 def _final_state(
