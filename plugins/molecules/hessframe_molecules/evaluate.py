@@ -172,10 +172,10 @@ def format_table(result: dict[str, Any]) -> str:
         ("Hessian MAE (eV/Å²)", "hessian_mae", "{:.3f}"),
         ("eigenvalue MAE (eV/(Å² amu))", "eigenvalue_mae", "{:.4f}"),
         ("lowest eigenvalue MAE (eV/(Å² amu))", "lowest_eigenvalue_mae", "{:.4f}"),
-        ("lowest eigenvector |cos|", "lowest_eigenvector_abs_cos", "{:.3f}"),
+        (r"lowest eigenvector \|cos\|", "lowest_eigenvector_abs_cos", "{:.3f}"),
         ("negative-eigenvalue count agreement", "negative_count_agreement", "{:.3f}"),
         ("frequency MAE at minima (cm⁻¹)", "frequency_mae_cm", "{:.1f}"),
-        ("symmetry error max|H − Hᵀ| (eV/Å²)", "symmetry_error", "{:.1e}"),
+        (r"symmetry error max \|H − Hᵀ\| (eV/Å²)", "symmetry_error", "{:.1e}"),
         ("rotation-equivariance error (eV/Å²)", "rotation_equivariance_error", "{:.1e}"),
         ("seconds per Hessian", "seconds_per_hessian", "{:.4f}"),
     ]
