@@ -321,8 +321,8 @@ def build_dataset(
     """
     out = Path(out)
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
-    # A process killed while writing (SIGKILL skips the cleanup in write_shard)
-    # can leave a temporary file behind; it is never a shard, so it is removed.
+    # A worker killed by SIGKILL skips the cleanup in write_shard and can leave
+    # a temporary file behind. Such a file is never a shard, so it is removed.
     for stale in (out / SHARD_DIR).glob(".*.tmp"):
         stale.unlink()
     jobs = [

@@ -254,7 +254,16 @@ def train_command(
     )
     try:
         with tqdm(total=epochs, desc="epochs", unit="epoch") as bar:
-            result = train(config, progress=lambda epoch, total: bar.update(epoch - bar.n))
+
+            def show(record: dict) -> None:
+                bar.update(record["epoch"] - bar.n)
+                if "validation" in record:
+                    bar.set_postfix(
+                        loss=f"{record['train']['total']:.4f}",
+                        val_hessian_mae=f"{record['validation']['hessian']:.3f}",
+                    )
+
+            result = train(config, progress=show)
     except HessframeError as error:
         raise click.ClickException(str(error)) from error
     best = result["best"]

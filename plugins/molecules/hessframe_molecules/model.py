@@ -24,8 +24,8 @@ Architecture (e3nn, features ``32x0e + 8x1o + 8x2e``):
   are made symmetric exactly as H_ij = (B_ij + B_jiᵀ)/2, and the blocks rotate
   as R H Rᵀ because every piece is built from irreps. Pairs beyond the cutoff
   get zero blocks.
-- With ``sum_rule=True`` the translational sum rule Σ_j H_ij = 0 holds
-  exactly: each diagonal block is H_ii = −Σ_{j≠i} H_ij. For H_ii to stay
+- With ``sum_rule=True`` the translational sum rule Σ_j H_ij = 0 is
+  exact: each diagonal block is H_ii = −Σ_{j≠i} H_ij. For H_ii to stay
   symmetric the pair blocks are then restricted to symmetric ones (``0e ⊕ 2e``).
 
 Contract relied on by the rest of the plugin (and kept stable):
@@ -332,10 +332,11 @@ class HessianNet(nn.Module):
             create_graph: Keep the graph of the forces (for training on them).
 
         Returns:
-            ``energy`` (num_graphs,) eV; with ``compute_forces``, ``forces``
-            (N, 3); with ``compute_hessian``, ``hessian_diagonal`` (N, 3, 3)
-            and ``hessian_pairs`` (E, 3, 3) in eV/Å², block e coupling atoms
-            ``edge_index[0, e]`` (rows) and ``edge_index[1, e]`` (columns).
+            ``energy`` (num_graphs,) in eV, and ``forces`` (N, 3) in eV/Å
+            with ``compute_forces``. With ``compute_hessian`` also
+            ``hessian_diagonal`` (N, 3, 3) and ``hessian_pairs`` (E, 3, 3) in
+            eV/Å². Block e couples atom ``edge_index[0, e]`` (rows) with atom
+            ``edge_index[1, e]`` (columns).
         """
         if batch is None:
             batch = torch.zeros(len(numbers), dtype=torch.long, device=numbers.device)

@@ -225,12 +225,17 @@ def check_train_config(config: TrainConfig) -> None:
             raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value}")
 
 
-def train(config: TrainConfig, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
+def train(
+    config: TrainConfig, progress: Callable[[dict[str, Any]], Any] | None = None
+) -> dict[str, Any]:
     """Train (or resume training) and return the history and the best validation metrics.
 
     Args:
         config: The run's settings.
-        progress: Called as ``progress(epoch, epochs)`` after every epoch.
+        progress: Called after every epoch with its record: ``epoch``,
+            ``seconds``, ``learning_rate``, ``train`` (loss terms) and, on
+            rank 0 with a validation split, ``validation`` (MAEs in eV/atom,
+            eV/Å and eV/Å², and the loss).
 
     Returns:
         ``{"history": [...], "best": {...}, "seconds": float, "stopped_early": bool}``.
@@ -361,7 +366,7 @@ def train(config: TrainConfig, progress: Callable[[int, int], Any] | None = None
         if world > 1:
             dist.barrier()
         if progress is not None:
-            progress(epoch + 1, config.epochs)
+            progress(record)
         elapsed_minutes = (time.perf_counter() - started) / 60
         if config.max_minutes is not None and elapsed_minutes >= config.max_minutes:
             stopped_early = epoch + 1 < config.epochs
