@@ -282,6 +282,7 @@ def optimization_report(runs: list[OptimizationRun], hessian: str) -> tuple[list
     ]
     totals = [run.force_calls + run.hessian_gradient_calls for run in mine]
     if any(run.hessian_gradient_calls for run in mine):
+        lines.append("")
         lines.append(
             f"Counting the gradient calls of its finite-difference Hessian, `{target_method}` "
             f"needs a median of {statistics.median(totals)} calls against BFGS's "
@@ -477,6 +478,7 @@ def saddle_report(runs: list[SaddleRun], hessian: str) -> tuple[list[str], bool]
         f"({target[1]} against {alone[1]} calls, success {target[3]} against {alone[3]}).",
     ]
     if target[2] != target[1]:
+        lines.append("")
         lines.append(
             f"Counting the gradient calls of its finite-difference Hessians, `{target_method}` "
             f"needs a median of {target[2]} calls against {alone[2]} for Sella alone."
