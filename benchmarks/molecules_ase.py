@@ -11,17 +11,20 @@ with GFN2-xTB (tblite's ASE calculator) giving every energy and force:
    and from the ``--hessian`` source. Finite-difference Hessians cost 6N
    gradient calls each, reported in their own column. Target: the
    ``--hessian`` row needs at least 30% fewer force calls than BFGS (median
-   over molecules) and ends within 1e-4 eV of BFGS's energy.
+   over starts) and reaches BFGS's minimum (both ends, relaxed further to
+   fmax 0.001 eV/Å, within 1e-4 eV).
 2. Transition states of small H/C/N/O reactions. Reactant and product come
-   from atom-mapped SMILES (RDKit, ETKDG), are relaxed with xTB, aligned, and
-   the highest image of an IDPP interpolation is the common starting guess.
-   Sella runs from it alone, with the xTB finite-difference Hessian, and with
-   the ``--hessian`` source. A search succeeds when Sella converges to fmax
-   0.01 eV/Å, the xTB finite-difference Hessian there has exactly one
-   imaginary frequency, and the two ends of Sella's IRC, relaxed, have the
-   bonds of the reactant and of the product. Target: the ``--hessian`` source
-   needs fewer xTB gradient calls (median) than Sella alone at an equal or
-   better success rate.
+   from atom-mapped SMILES (RDKit, ETKDG), are relaxed with xTB and aligned;
+   the highest image of a loosely relaxed nudged elastic band (IDPP start) is
+   the common starting guess. Sella runs from it alone, with the xTB
+   finite-difference Hessian, and with the ``--hessian`` source, each Hessian
+   asked for either as often as Sella rediagonalizes (every 3 steps while its
+   model lacks a negative mode) or at the start (that schedule pushed beyond
+   the run). A search succeeds when Sella converges to fmax 0.01 eV/Å, the xTB
+   finite-difference Hessian there has exactly one imaginary frequency, and
+   the two ends of Sella's IRC, relaxed, have the bonds of the reactant and of
+   the product. Target: the ``--hessian`` source needs fewer xTB gradient
+   calls (median) than Sella alone at an equal or better success rate.
 3. Vibrations at the xTB minima of the test molecules: frequency MAE (cm⁻¹)
    and zero-point-energy error of each Hessian source against xTB finite
    differences, and the time of each Hessian.
@@ -56,6 +59,8 @@ FMAX = 0.01
 TARGET_CALL_REDUCTION = 0.30
 SAME_MINIMUM_EV = 1e-4
 MAX_STEPS = 1000
+#: Sella's nsteps_per_diag for the "at the start" rows: never due within a run.
+START_ONLY_STEPS = 10**6
 
 #: Reactions as atom-mapped SMILES (reactant, product); the map numbers pair the atoms.
 REACTIONS = (
@@ -382,21 +387,31 @@ def run_saddles(reactions, hessian: str) -> list[SaddleRun]:
     from hessframe_molecules.ase_tools.geometry import bond_signature
     from hessframe_molecules.ase_tools.transition_state import find_transition_state
 
-    sources = [("Sella alone", None), ("Sella + xTB-FD Hessian", "xtb-fd")]
+    # Sella asks its hessian_function again every 3 steps while its model has no
+    # negative mode (its default nsteps_per_diag). The "at the start" rows push that
+    # schedule beyond the run, so the Hessian of the starting guess is updated by
+    # Sella's quasi-Newton steps instead of being replaced along the path.
+    start_only = {"nsteps_per_diag": START_ONLY_STEPS}
+    sources = [
+        ("Sella alone", None, {}),
+        ("Sella + xTB-FD Hessian", "xtb-fd", {}),
+        ("Sella + xTB-FD Hessian at the start", "xtb-fd", start_only),
+    ]
     if hessian != "xtb-fd":
-        sources.append((f"Sella + {hessian} Hessian", hessian))
+        sources.append((f"Sella + {hessian} Hessian", hessian, {}))
+        sources.append((f"Sella + {hessian} Hessian at the start", hessian, start_only))
     runs = []
     for name, reactant_smiles, product_smiles in reactions:
         reactant = relaxed(mapped_atoms(reactant_smiles), FMAX)
         product = relaxed(mapped_atoms(product_smiles), FMAX)
         reactant_bonds, product_bonds = bond_signature(reactant), bond_signature(product)
         guess = ts_guess(reactant, product)
-        for label, source in sources:
+        for label, source, sella_kwargs in sources:
             atoms = guess.copy()
             calculator = xtb()
             atoms.calc = calculator
             try:
-                search = find_transition_state(atoms, source, fmax=FMAX, steps=300)
+                search = find_transition_state(atoms, source, fmax=FMAX, steps=300, **sella_kwargs)
                 converged, hessian_calls = search.converged, search.hessian_calls
             except (RuntimeError, np.linalg.LinAlgError) as error:
                 logging.getLogger(__name__).warning("%s, %s: Sella failed: %s", name, label, error)
@@ -460,9 +475,16 @@ def saddle_report(runs: list[SaddleRun], hessian: str) -> tuple[list[str], bool]
         "Sella + xTB-FD Hessian" if hessian == "xtb-fd" else f"Sella + {hessian} Hessian"
     )
     alone = next(row for row in summary_rows if row[0] == "Sella alone")
-    target = next(row for row in summary_rows if row[0] == target_method)
     successes = {row[0]: int(row[3].split("/")[0]) for row in summary_rows}
-    passed = target[1] < alone[1] and successes[target_method] >= successes["Sella alone"]
+
+    def meets_target(method: str) -> bool:
+        row = next(row for row in summary_rows if row[0] == method)
+        return row[1] < alone[1] and successes[method] >= successes["Sella alone"]
+
+    target = next(row for row in summary_rows if row[0] == target_method)
+    passed = meets_target(target_method)
+    start_method = f"{target_method} at the start"
+    start_row = next(row for row in summary_rows if row[0] == start_method)
     lines = [
         "## 2. Transition states (Sella, fmax 0.01 eV/Å)",
         "",
@@ -475,7 +497,10 @@ def saddle_report(runs: list[SaddleRun], hessian: str) -> tuple[list[str], bool]
         "",
         f"Target: `{target_method}` needs fewer xTB gradient calls (median) than Sella alone at "
         f"an equal or better success rate: **{_common.verdict(passed)}** "
-        f"({target[1]} against {alone[1]} calls, success {target[3]} against {alone[3]}).",
+        f"({target[1]} against {alone[1]} calls, success {target[3]} against {alone[3]}). "
+        f"With the Hessian asked for at the start only (`{start_method}`): "
+        f"**{_common.verdict(meets_target(start_method))}** ({start_row[1]} calls, success "
+        f"{start_row[3]}).",
     ]
     if target[2] != target[1]:
         lines.append("")
