@@ -87,6 +87,20 @@ def test_refresh_every_counts_hessian_calls():
     assert optimizer.num_hessian_calls == 3
 
 
+def test_rfo_restart_resumes_hessian_and_trust(tmp_path):
+    restart = tmp_path / "rfo.json"
+    atoms = _perturbed("CH3OH", seed=6)
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    first = HessianRFO(atoms, "xtb-fd", restart=str(restart), logfile=None)
+    first.run(fmax=1e-4, steps=2)
+
+    resumed = HessianRFO(atoms, "xtb-fd", restart=str(restart), logfile=None)
+    assert np.allclose(resumed.hessian, first.hessian)
+    assert resumed.trust == first.trust
+    assert resumed.run(fmax=0.01, steps=100)
+    assert resumed.num_hessian_calls == 0  # the saved Hessian is used, not a new one
+
+
 def test_rfo_reports_no_convergence_within_steps():
     atoms = _perturbed("CH3OH", seed=4)
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
