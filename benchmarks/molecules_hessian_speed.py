@@ -151,6 +151,10 @@ def run_child(method: str, name: str, repeats: int) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def _ratio(value: float) -> str:
+    return f"{value:.1f}×" if value < 10 else f"{value:.0f}×"
+
+
 def report(results: list[dict], quick: bool) -> str:
     by_key = {(r["molecule"], r["method"]): r for r in results}
     names = sorted({r["molecule"] for r in results}, key=lambda n: by_key[(n, METHODS[0])]["atoms"])
@@ -182,8 +186,8 @@ def report(results: list[dict], quick: bool) -> str:
                 f"{predicted['seconds'] * 1e3:.1f}",
                 f"{autodiff['seconds'] * 1e3:.0f}",
                 f"{xtb['seconds'] * 1e3:.0f}",
-                f"{speedup_autodiff:.0f}×",
-                f"{speedup_xtb:.0f}×",
+                _ratio(speedup_autodiff),
+                _ratio(speedup_xtb),
                 f"{predicted['peak_mib']:.1f}",
                 f"{autodiff['peak_mib']:.1f}",
                 f"{xtb['peak_mib']:.1f}",
