@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -253,7 +254,9 @@ def train_command(
         model=HessianNetConfig(sum_rule=sum_rule),
     )
     try:
-        with tqdm(total=epochs, desc="epochs", unit="epoch") as bar:
+        # Under torchrun only rank 0 shows progress and the summary.
+        is_main = os.environ.get("RANK", "0") == "0"
+        with tqdm(total=epochs, desc="epochs", unit="epoch", disable=not is_main) as bar:
 
             def show(record: dict) -> None:
                 bar.update(record["epoch"] - bar.n)
@@ -266,6 +269,8 @@ def train_command(
             result = train(config, progress=show)
     except HessframeError as error:
         raise click.ClickException(str(error)) from error
+    if not is_main:
+        return
     best = result["best"]
     if "validation" in best:
         metrics = best["validation"]
