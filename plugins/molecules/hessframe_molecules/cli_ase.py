@@ -269,12 +269,22 @@ def optimize(structure, calculator, hessian, fmax, steps, out, as_json, refresh_
     show_default=True,
     help="Let Sella step in internal coordinates or in Cartesians.",
 )
-def ts(structure, calculator, hessian, fmax, steps, out, as_json, irc, internal) -> None:
+@click.option(
+    "--refresh-hessian/--no-refresh-hessian",
+    default=False,
+    show_default=True,
+    help="Ask the Hessian source again whenever Sella rediagonalizes (every 3 steps while its "
+    "model has no negative mode), instead of only at the start.",
+)
+def ts(
+    structure, calculator, hessian, fmax, steps, out, as_json, irc, internal, refresh_hessian
+) -> None:
     """Find a transition state from the guess STRUCTURE with Sella, and check it.
 
     The saddle is checked by its frequencies (exactly one imaginary) and, with
-    --irc, by following the IRC to both minima. With --hessian none the
-    frequencies come from finite differences of the calculator's forces.
+    --irc, by following the IRC to both minima. Both checks take the Hessian
+    from finite differences of the calculator's forces (6N calls), whatever
+    --hessian is.
     """
     from hessframe_molecules.ase_tools.jobs import run_ts
 
@@ -283,7 +293,14 @@ def ts(structure, calculator, hessian, fmax, steps, out, as_json, irc, internal)
     try:
         _run(
             lambda: run_ts(
-                atoms, calc, fmax=fmax, steps=steps, irc=irc, internal=internal, progress=bar
+                atoms,
+                calc,
+                fmax=fmax,
+                steps=steps,
+                irc=irc,
+                internal=internal,
+                refresh_hessian=refresh_hessian,
+                progress=bar,
             ),
             out,
             "ts.json",

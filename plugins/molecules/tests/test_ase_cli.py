@@ -11,6 +11,7 @@ from ase.build import molecule
 from ase.io import read, write
 from click.testing import CliRunner
 from hessframe_molecules.cli import molecules_group
+from hessframe_molecules.paths import WEIGHTS_PATH
 
 
 def _invoke(*args: str):
@@ -64,6 +65,24 @@ def test_ts_finds_hcn_saddle_and_checks_irc(tmp_path):
     assert summary["irc"]["forward_converged"]
     assert summary["irc"]["reverse_converged"]
     assert len(read(out / "irc-ends.traj", index=":")) == 3
+
+
+@pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason=f"shipped weights {WEIGHTS_PATH} missing")
+def test_ts_with_predicted_hessian_checks_saddle_on_xtb(tmp_path):
+    guess = Atoms("CNH", positions=[[0.0, 0.0, 0.0], [1.18, 0.0, 0.0], [0.5, 1.1, 0.0]])
+    path = tmp_path / "guess.xyz"
+    write(path, guess)
+    result = _invoke("ts", str(path), "--out", str(tmp_path / "ts"), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["hessian"] == "molecules-predicted"
+    assert summary["hessian_gradient_calls"] == 0
+    assert summary["success"]
+    assert summary["frequencies_cm1"][0] < -1000
+    assert set(map(tuple, (summary["irc"]["forward_bonds"], summary["irc"]["reverse_bonds"]))) == {
+        ("C-H", "C-N"),
+        ("C-N", "H-N"),
+    }
 
 
 def test_not_converged_writes_results_and_exits_1(tmp_path):
