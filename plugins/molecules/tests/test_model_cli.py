@@ -47,3 +47,17 @@ def test_evaluate_json_reports_both_hessians(tiny_dataset) -> None:
         assert metrics[kind]["symmetry_error"] == 0.0
         assert metrics[kind]["rotation_equivariance_error"] < 1e-3
         assert metrics[kind]["hessian_mae"] > 0
+
+
+def test_train_command_writes_weights_and_resumes(tiny_dataset, tmp_path) -> None:
+    arguments = ["train", "--data", str(tiny_dataset), "--out", str(tmp_path)]
+    arguments += ["--epochs", "1", "--max-geometries", "1", "--batch-size", "2"]
+    first = CliRunner().invoke(molecules_group, arguments)
+    assert first.exit_code == 0, first.output
+    assert "best epoch 1: validation MAE" in first.output
+    assert (tmp_path / "weights.pt").is_file()
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+    again = CliRunner().invoke(molecules_group, arguments)
+    assert again.exit_code == 0, again.output
+    assert "trained for" in again.output
