@@ -1,13 +1,13 @@
 """The ``hessframe molecules optimize|ts|vib`` commands: a Hessian provider put to work in ASE.
 
-Each command reads STRUCTURE (a name of ASE's G2 collection or any file ASE
-reads), attaches the calculator chosen by ``--calculator`` (GFN2-xTB through
-tblite, or the trained network) paired with the Hessian chosen by
-``--hessian``, runs, and writes its trajectory and a JSON summary into
-``--out`` (all files appear together or none changes). ``--json`` prints the
-summary to stdout; otherwise a short text report is printed. A progress bar on
-stderr follows the optimizer steps. A run that does not converge writes its
-results all the same, says so, and exits with status 1.
+Each command reads STRUCTURE, a name of ASE's G2 collection or any file ASE
+reads. It attaches the calculator chosen by ``--calculator`` (GFN2-xTB through
+tblite, or the trained network), paired with the Hessian chosen by
+``--hessian``. After the run it writes its trajectory and a JSON summary into
+``--out``, where all files appear together or none changes. ``--json`` prints
+the summary to stdout; otherwise a short text report is printed. A progress
+bar on stderr follows the optimizer steps. A run that does not converge still
+writes its results, prints a warning and exits with status 1.
 """
 
 from __future__ import annotations
