@@ -80,6 +80,16 @@ def _check_method(method: str, accepted: tuple[str, ...], problem: str, constrai
         )
 
 
+def _reject_nan_fraction(value: float) -> float:
+    """Return ``value``, or raise click.BadParameter if it is NaN.
+
+    click.FloatRange lets NaN through, because every comparison with NaN is false.
+    """
+    if math.isnan(value):
+        raise click.BadParameter("must be a number in [0, 1], got nan")
+    return value
+
+
 class ProgressPrinter:
     """A solver callback that prints iteration, F, lower-level gap and violation to stderr.
 
@@ -312,10 +322,15 @@ def _print_measures(title: str, summary: dict, names: tuple[str, ...]) -> None:
     type=click.FloatRange(0.0, 1.0),
     default=0.4,
     show_default=True,
+    callback=lambda context, parameter, value: _reject_nan_fraction(value),
     help="Fraction of train labels replaced by a wrong class.",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the split and corruption."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the split and corruption, an integer >= 0.",
 )
 @click.option(
     "--iterations",
@@ -411,10 +426,10 @@ SVM_ITERATIONS = 300
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Seed of the train/validation/test split.",
+    help="Seed of the train/validation/test split, an integer >= 0.",
 )
 @click.option(
     "--iterations",

@@ -219,3 +219,18 @@ def test_svm_unknown_projection_lists_known():
     assert result.exit_code == 2
     assert "'--projection'" in result.output
     assert "euclidean" in result.output and "slack" in result.output
+
+
+@pytest.mark.parametrize("command", ["hyperclean", "svm"])
+def test_negative_seed_is_a_usage_error(command):
+    result = run(command, "--seed", "-1", "--iterations", "1")
+    assert result.exit_code == 2, result.output
+    assert "'--seed'" in result.output
+    assert "x>=0" in result.output
+
+
+def test_hyperclean_rejects_nan_corruption():
+    result = run("hyperclean", "--corruption", "nan", "--iterations", "1")
+    assert result.exit_code == 2, result.output
+    assert "'--corruption'" in result.output
+    assert "must be a number in [0, 1], got nan" in result.output
