@@ -143,11 +143,11 @@ class BilevelProblem:
             try:
                 with torch.no_grad():
                     function(x.detach(), y.detach())
-            except (RuntimeError, IndexError, ValueError) as error:
+            except (RuntimeError, IndexError, ValueError, TypeError) as error:
                 raise InvalidArgumentError(
                     f"{name} failed at the start x0 of shape {tuple(x.shape)} and y0 of shape "
-                    f"{tuple(y.shape)}: {error}. Check that x0 and y0 have the lengths "
-                    "the problem's functions expect"
+                    f"{tuple(y.shape)}: {type(error).__name__}: {error}. Check that it takes "
+                    "(x, y) and that x0 and y0 have the lengths the problem's functions expect"
                 ) from error
 
     def upper_value(self, x: torch.Tensor, y: torch.Tensor, iteration: int) -> torch.Tensor:
@@ -165,7 +165,7 @@ class BilevelProblem:
 
         Raises:
             InvalidArgumentError: g is missing, or returns a value that is not a 1-D tensor
-                of the expected length.
+                of the dtype of x and of the expected length.
             NonFiniteError: g(x, y) contains NaN or infinity.
         """
         if self.constraints is None:
@@ -176,6 +176,11 @@ class BilevelProblem:
             raise InvalidArgumentError(
                 f"constraints g must return a 1-D tensor of m constraint values g(x, y) <= 0, "
                 f"got {shape} for x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)}"
+            )
+        if value.dtype != x.dtype:
+            raise InvalidArgumentError(
+                f"constraints g must return a tensor of the dtype {x.dtype} of x and y, got "
+                f"{value.dtype}"
             )
         if expected is not None and value.shape[0] != expected:
             raise InvalidArgumentError(
@@ -441,7 +446,11 @@ class HistoryRecorder:
         report = IterationReport(
             iteration, upper, gap, violation, x, y, time.perf_counter() - self._start
         )
-        return bool(self._callback(report))
+        try:
+            return bool(self._callback(report))
+        except Exception as error:
+            error.add_note(f"{self._solver}: raised by the callback at iteration {iteration}")
+            raise
 
     @property
     def last_violation(self) -> float:
@@ -472,6 +481,15 @@ def check_positive(value: object, name: str, solver: str) -> float:
     if not (value > 0 and value != float("inf")):
         raise InvalidArgumentError(f"{solver}: {name} must be finite and > 0, got {value!r}")
     return float(value)
+
+
+def check_problem(problem: object, solver: str) -> BilevelProblem:
+    """Return ``problem``, or raise InvalidArgumentError unless it is a BilevelProblem."""
+    if not isinstance(problem, BilevelProblem):
+        raise InvalidArgumentError(
+            f"{solver}: problem must be a BilevelProblem, got {type(problem).__name__}"
+        )
+    return problem
 
 
 def check_count(value: object, name: str, solver: str) -> int:
