@@ -57,7 +57,8 @@ class Box(Projection):
         upper: Upper bound, a float or a flat tensor like the point (+inf allowed).
 
     Raises:
-        InvalidArgumentError: A bound is NaN, or lower > upper somewhere, so the box is empty.
+        InvalidArgumentError: A bound is not a number or is NaN, or lower > upper somewhere,
+            so the box is empty.
     """
 
     lower: float | torch.Tensor
@@ -65,8 +66,14 @@ class Box(Projection):
     name = "Box"
 
     def __post_init__(self) -> None:
-        lower = torch.as_tensor(self.lower, dtype=torch.float64)
-        upper = torch.as_tensor(self.upper, dtype=torch.float64)
+        try:
+            lower = torch.as_tensor(self.lower, dtype=torch.float64)
+            upper = torch.as_tensor(self.upper, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise InvalidArgumentError(
+                f"Box: lower and upper must be floats or real tensors, got "
+                f"{type(self.lower).__name__} and {type(self.upper).__name__}"
+            ) from error
         if bool(torch.isnan(lower).any()) or bool(torch.isnan(upper).any()):
             raise InvalidArgumentError("Box: lower and upper must not contain NaN")
         try:
@@ -154,12 +161,18 @@ def as_projection(value: Projection | Callable[[torch.Tensor], torch.Tensor] | N
     """Return a projection for ``value``: a shipped set, a checked user callable, or Reals for None.
 
     Raises:
-        InvalidArgumentError: ``value`` is neither a set nor callable.
+        InvalidArgumentError: ``value`` is neither a set nor callable, or is a set class
+            instead of an instance.
     """
     if value is None:
         return Reals()
     if isinstance(value, Projection):
         return value
+    if isinstance(value, type) and issubclass(value, Projection):
+        raise InvalidArgumentError(
+            f"{argument} must be a set instance such as {value.__name__}(), got the class "
+            f"{value.__name__} itself"
+        )
     if callable(value):
         return _UserProjection(value, argument)
     raise InvalidArgumentError(

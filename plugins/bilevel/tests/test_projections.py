@@ -72,3 +72,20 @@ def test_user_projection_with_wrong_shape_is_rejected():
 def test_unknown_set_type_is_rejected():
     with pytest.raises(InvalidArgumentError, match="x_set must be Box"):
         BilevelProblem(upper=lambda x, y: x.sum(), lower=lambda x, y: y.sum(), x_set="box")
+
+
+@pytest.mark.parametrize(("lower", "upper"), [("0", 1.0), (None, 1.0), (0.0, [1.0, "a"])])
+def test_box_with_non_numeric_bound_is_rejected(lower, upper):
+    with pytest.raises(InvalidArgumentError, match="Box: lower and upper must be floats or real"):
+        Box(lower, upper)
+
+
+@pytest.mark.parametrize("set_class", [NonNegative, Simplex])
+def test_set_class_instead_of_instance_is_rejected(set_class):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=rf"x_set must be a set instance such as {set_class.__name__}\(\)",
+    ):
+        BilevelProblem(
+            upper=lambda x, y: x.sum(), lower=lambda x, y: y.square().sum(), x_set=set_class
+        )
