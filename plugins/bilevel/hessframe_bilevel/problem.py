@@ -106,14 +106,17 @@ class BilevelProblem:
     # ------------------------------------------------------------------
     # Checked evaluations
 
-    def check_point(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def check_point(
+        self, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x0", "y0")
+    ) -> None:
         """Raise InvalidArgumentError unless x and y are finite flat floating tensors.
 
         They must share dtype and device, fit the sets X and Y, and be accepted by F, f
         and g: a function that raises on them (for example on a length mismatch) is
-        reported with the shapes of x and y.
+        reported with the shapes of x and y. ``names`` are the argument names that the
+        messages give to x and y.
         """
-        for name, value in (("x0", x), ("y0", y)):
+        for name, value in zip(names, (x, y), strict=True):
             if not isinstance(value, torch.Tensor):
                 raise InvalidArgumentError(
                     f"{name} must be a flat floating torch.Tensor, got {type(value).__name__}"
@@ -127,14 +130,15 @@ class BilevelProblem:
                 raise InvalidArgumentError(f"{name} contains NaN or infinite values")
         if x.dtype != y.dtype or x.device != y.device:
             raise InvalidArgumentError(
-                f"x0 and y0 must share dtype and device, got {x.dtype} on {x.device} and "
+                f"{names[0]} and {names[1]} must share dtype and device, got {x.dtype} on "
+                f"{x.device} and "
                 f"{y.dtype} on {y.device}"
             )
         self._x_projection.check(x, "x_set")
         self._y_projection.check(y, "y_set")
-        self._check_shapes(x, y)
+        self._check_shapes(x, y, names)
 
-    def _check_shapes(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _check_shapes(self, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str]) -> None:
         """Evaluate F, f and g once at the start, so a shape mismatch is reported as such."""
         functions = [("upper objective F", self.upper), ("lower objective f", self.lower)]
         if self.constraints is not None:
@@ -145,9 +149,10 @@ class BilevelProblem:
                     function(x.detach(), y.detach())
             except (RuntimeError, IndexError, ValueError, TypeError) as error:
                 raise InvalidArgumentError(
-                    f"{name} failed at the start x0 of shape {tuple(x.shape)} and y0 of shape "
-                    f"{tuple(y.shape)}: {type(error).__name__}: {error}. Check that it takes "
-                    "(x, y) and that x0 and y0 have the lengths the problem's functions expect"
+                    f"{name} failed at {names[0]} of shape {tuple(x.shape)} and {names[1]} of "
+                    f"shape {tuple(y.shape)}: {type(error).__name__}: {error}. Check that it "
+                    f"takes (x, y) and that {names[0]} and {names[1]} have the lengths the "
+                    "problem's functions expect"
                 ) from error
 
     def upper_value(self, x: torch.Tensor, y: torch.Tensor, iteration: int) -> torch.Tensor:

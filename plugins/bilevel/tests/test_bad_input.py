@@ -35,7 +35,7 @@ def matrix_problem() -> BilevelProblem:
 def test_start_of_wrong_length_names_shapes(method):
     x0 = torch.zeros(4, dtype=torch.float64)
     y0 = torch.zeros(3, dtype=torch.float64)
-    with pytest.raises(InvalidArgumentError, match=r"failed at the start x0 of shape \(4,\)"):
+    with pytest.raises(InvalidArgumentError, match=r"failed at x0 of shape \(4,\)"):
         SOLVERS[method](matrix_problem(), x0, y0, max_iter=2)
 
 
@@ -117,7 +117,7 @@ def test_objective_taking_one_argument_is_rejected_at_the_start(method):
     x0 = torch.zeros(2, dtype=torch.float64)
     y0 = torch.zeros(3, dtype=torch.float64)
     with pytest.raises(
-        InvalidArgumentError, match=r"upper objective F failed at the start.*TypeError"
+        InvalidArgumentError, match=r"upper objective F failed at x0.*TypeError"
     ):
         SOLVERS[method](problem, x0, y0, max_iter=2)
 
