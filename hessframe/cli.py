@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from hessframe import __version__
+from hessframe.errors import HessframeError
 from hessframe.plugins import PluginManager, get_plugin_manager
 
 logger = logging.getLogger(__name__)
@@ -26,9 +27,21 @@ KNOWN_PLUGINS = ("audio", "bilevel", "diffusion", "molecules", "transport")
 
 
 class _ManagedGroup(click.Group):
-    """The top-level group; it keeps the plugin manager that built it for the core commands."""
+    """The top-level group; it keeps the plugin manager that built it for the core commands.
+
+    A HessframeError that a command raises (an InvalidArgumentError from a library
+    check, say) ends the command as a click error: its message on stderr and exit
+    status 1, with the traceback logged at DEBUG level (``-vv``) instead of printed.
+    """
 
     plugin_manager: PluginManager
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HessframeError as error:
+            logger.debug("%s failed", ctx.command_path, exc_info=True)
+            raise click.ClickException(f"{type(error).__name__}: {error}") from error
 
 
 def build_cli(manager: PluginManager | None = None) -> click.Group:

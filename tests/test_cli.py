@@ -17,6 +17,7 @@ from hessframe.cli import (
     source_checkout_root,
 )
 from hessframe.clickutils import prepare_output_folder, reject_non_finite
+from hessframe.errors import InvalidArgumentError
 from hessframe.plugins import PluginManager
 
 
@@ -114,3 +115,14 @@ def test_prepare_output_folder_creates_or_rejects(tmp_path):
     blocker.write_text("x")
     with pytest.raises(click.BadParameter, match="cannot write into folder"):
         prepare_output_folder(blocker / "sub", "--out")
+
+
+def test_library_error_in_a_command_is_a_message_not_a_traceback(cli):
+    @cli.command("fails")
+    def fails() -> None:
+        raise InvalidArgumentError("seed must be an integer >= 0, got -1")
+
+    result = CliRunner().invoke(cli, ["fails"])
+    assert result.exit_code == 1
+    assert result.output == "Error: InvalidArgumentError: seed must be an integer >= 0, got -1\n"
+    assert "Traceback" not in result.output
