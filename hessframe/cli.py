@@ -7,6 +7,7 @@ hook of a plugin.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import subprocess
@@ -32,6 +33,8 @@ class _ManagedGroup(click.Group):
     A HessframeError that a command raises (an InvalidArgumentError from a library
     check, say) ends the command as a click error: its message on stderr and exit
     status 1, with the traceback logged at DEBUG level (``-vv``) instead of printed.
+    So does an OSError, such as a full disk under the standard output; a broken pipe
+    is left to click, which exits quietly.
     """
 
     plugin_manager: PluginManager
@@ -42,6 +45,15 @@ class _ManagedGroup(click.Group):
         except HessframeError as error:
             logger.debug("%s failed", ctx.command_path, exc_info=True)
             raise click.ClickException(f"{type(error).__name__}: {error}") from error
+        except OSError as error:
+            if error.errno == errno.EPIPE:
+                raise
+            logger.debug("%s failed", ctx.command_path, exc_info=True)
+            where = f" ({error.filename})" if error.filename else ""
+            raise click.ClickException(
+                f"{error.strerror or error}{where}; check that the output location is "
+                "writable and has free space"
+            ) from error
 
 
 def build_cli(manager: PluginManager | None = None) -> click.Group:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 
@@ -126,3 +127,13 @@ def test_library_error_in_a_command_is_a_message_not_a_traceback(cli):
     assert result.exit_code == 1
     assert result.output == "Error: InvalidArgumentError: seed must be an integer >= 0, got -1\n"
     assert "Traceback" not in result.output
+
+
+def test_unwritable_standard_output_is_a_message_not_a_traceback(cli):
+    @cli.command("writes")
+    def writes() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    result = CliRunner().invoke(cli, ["writes"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: No space left on device; check that the output")
