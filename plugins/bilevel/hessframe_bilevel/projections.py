@@ -30,6 +30,13 @@ class Projection:
         """Raise InvalidArgumentError when the set is empty or does not fit ``like``."""
 
 
+def _check_tensor(v: object, name: str) -> None:
+    """Raise InvalidArgumentError unless ``v`` is a floating torch tensor (the point to project)."""
+    if not isinstance(v, torch.Tensor) or not v.dtype.is_floating_point:
+        kind = f"tensor of dtype {v.dtype}" if isinstance(v, torch.Tensor) else type(v).__name__
+        raise InvalidArgumentError(f"{name} projects a floating torch.Tensor, got {kind}")
+
+
 class Reals(Projection):
     """The whole space: the projection is the identity."""
 
@@ -45,6 +52,7 @@ class NonNegative(Projection):
     name = "NonNegative"
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        _check_tensor(v, "NonNegative")
         return torch.clamp(v, min=0)
 
 
@@ -101,6 +109,7 @@ class Box(Projection):
                 )
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        _check_tensor(v, "Box")
         lower = torch.as_tensor(self.lower, dtype=v.dtype, device=v.device)
         upper = torch.as_tensor(self.upper, dtype=v.dtype, device=v.device)
         return torch.minimum(torch.maximum(v, lower), upper)
@@ -143,6 +152,13 @@ class Simplex(Projection):
             )
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        _check_tensor(v, "Simplex")
+        if v.ndim != 1 or v.numel() == 0:
+            raise InvalidArgumentError(
+                f"Simplex projects a non-empty flat tensor, got shape {tuple(v.shape)}"
+            )
+        if not bool(torch.isfinite(v).all()):
+            raise InvalidArgumentError("Simplex projects finite values, got NaN or infinity")
         radius = self.radius
         # Σ max(v − τ, 0) is at least radius at τ = min v − radius/n and zero at τ = max v.
         low = v.min() - radius / v.numel()

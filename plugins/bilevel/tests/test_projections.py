@@ -89,3 +89,24 @@ def test_set_class_instead_of_instance_is_rejected(set_class):
         BilevelProblem(
             upper=lambda x, y: x.sum(), lower=lambda x, y: y.square().sum(), x_set=set_class
         )
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        (torch.zeros(0), r"non-empty flat tensor, got shape \(0,\)"),
+        (torch.zeros(2, 2), r"non-empty flat tensor, got shape \(2, 2\)"),
+        (torch.tensor([float("nan"), 1.0]), "finite values, got NaN or infinity"),
+        ([0.5, 0.5], "floating torch.Tensor, got list"),
+        (torch.tensor([3, 1]), "floating torch.Tensor, got tensor of dtype torch.int64"),
+    ],
+)
+def test_simplex_rejects_points_it_cannot_project(point, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        Simplex(1.0)(point)
+
+
+@pytest.mark.parametrize("projection", [Box(0.0, 1.0), NonNegative()])
+def test_box_and_orthant_reject_points_that_are_not_tensors(projection):
+    with pytest.raises(InvalidArgumentError, match=r"projects a floating torch\.Tensor, got list"):
+        projection([0.5, -1.0])
