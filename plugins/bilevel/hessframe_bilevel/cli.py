@@ -164,8 +164,12 @@ def _run_solver(
 
 
 def _progress(as_json: bool, every: int | None, iterations: int) -> tuple[ProgressPrinter, ...]:
-    """Return the progress printer of a run, or none with ``--json``."""
-    if as_json:
+    """Return the progress printer of a run, or none with ``--json`` unless ``--every`` is given.
+
+    The progress goes to stderr, so with ``--json`` and ``--every`` the standard output
+    still holds the JSON object alone.
+    """
+    if as_json and every is None:
         return ()
     return (ProgressPrinter(every or max(1, math.ceil(iterations / PROGRESS_LINES))),)
 
@@ -255,8 +259,8 @@ def _print_toy_summary(summary: dict) -> None:
     "--every",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Print a progress line every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run].",
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
@@ -342,8 +346,8 @@ def _print_measures(title: str, summary: dict, names: tuple[str, ...]) -> None:
     "--every",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Print a progress line every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run].",
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
@@ -442,8 +446,8 @@ SVM_ITERATIONS = 300
     "--every",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Print a progress line every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run].",
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
 )
 @click.option(
     "--projection",

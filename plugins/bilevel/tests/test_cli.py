@@ -234,3 +234,17 @@ def test_hyperclean_rejects_nan_corruption():
     assert result.exit_code == 2, result.output
     assert "'--corruption'" in result.output
     assert "must be a number in [0, 1], got nan" in result.output
+
+
+def test_json_with_every_keeps_progress_on_stderr_and_json_alone_on_stdout():
+    result = run("toy", "--iterations", "4", "--every", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["iterations"] == 4
+    progress = [row.split()[0] for row in result.stderr.splitlines()[1:]]
+    assert progress == ["0", "2", "4"]
+
+
+def test_json_without_every_prints_no_progress():
+    result = run("toy", "--iterations", "4", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
