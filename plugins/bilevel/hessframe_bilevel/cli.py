@@ -167,7 +167,7 @@ def _progress(as_json: bool, every: int | None, iterations: int) -> tuple[Progre
     """Return the progress printer of a run, or none with ``--json`` unless ``--every`` is given.
 
     The progress goes to stderr, so with ``--json`` and ``--every`` the standard output
-    still holds the JSON object alone.
+    contains the JSON object alone.
     """
     if as_json and every is None:
         return ()
