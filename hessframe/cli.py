@@ -51,8 +51,8 @@ class _ManagedGroup(click.Group):
             logger.debug("%s failed", ctx.command_path, exc_info=True)
             where = f" ({error.filename})" if error.filename else ""
             raise click.ClickException(
-                f"{error.strerror or error}{where}; check that the output location is "
-                "writable and has free space"
+                f"{error.strerror or error}{where}; check the path, its permissions and "
+                "the free space on its disk"
             ) from error
 
 

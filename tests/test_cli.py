@@ -136,4 +136,7 @@ def test_unwritable_standard_output_is_a_message_not_a_traceback(cli):
 
     result = CliRunner().invoke(cli, ["writes"])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: No space left on device; check that the output")
+    assert result.output == (
+        "Error: No space left on device; check the path, its permissions and the free "
+        "space on its disk\n"
+    )
