@@ -7,6 +7,7 @@ hook of a plugin.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 
 from hessframe import __version__
+from hessframe.errors import HessframeError
 from hessframe.plugins import PluginManager, get_plugin_manager
 
 logger = logging.getLogger(__name__)
@@ -26,9 +28,32 @@ KNOWN_PLUGINS = ("audio", "bilevel", "diffusion", "molecules", "transport")
 
 
 class _ManagedGroup(click.Group):
-    """The top-level group; it keeps the plugin manager that built it for the core commands."""
+    """The top-level group; it keeps the plugin manager that built it for the core commands.
+
+    A HessframeError that a command raises (an InvalidArgumentError from a library
+    check, say) ends the command as a click error: its message on stderr and exit
+    status 1, with the traceback logged at DEBUG level (``-vv``) instead of printed.
+    So does an OSError, such as a full disk under the standard output; a broken pipe
+    is left to click, which exits quietly.
+    """
 
     plugin_manager: PluginManager
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HessframeError as error:
+            logger.debug("%s failed", ctx.command_path, exc_info=True)
+            raise click.ClickException(f"{type(error).__name__}: {error}") from error
+        except OSError as error:
+            if error.errno == errno.EPIPE:
+                raise
+            logger.debug("%s failed", ctx.command_path, exc_info=True)
+            where = f" ({error.filename})" if error.filename else ""
+            raise click.ClickException(
+                f"{error.strerror or error}{where}; check the path, its permissions and "
+                "the free space on its disk"
+            ) from error
 
 
 def build_cli(manager: PluginManager | None = None) -> click.Group:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 
@@ -17,6 +18,7 @@ from hessframe.cli import (
     source_checkout_root,
 )
 from hessframe.clickutils import prepare_output_folder, reject_non_finite
+from hessframe.errors import InvalidArgumentError
 from hessframe.plugins import PluginManager
 
 
@@ -114,3 +116,27 @@ def test_prepare_output_folder_creates_or_rejects(tmp_path):
     blocker.write_text("x")
     with pytest.raises(click.BadParameter, match="cannot write into folder"):
         prepare_output_folder(blocker / "sub", "--out")
+
+
+def test_library_error_in_a_command_is_a_message_not_a_traceback(cli):
+    @cli.command("fails")
+    def fails() -> None:
+        raise InvalidArgumentError("seed must be an integer >= 0, got -1")
+
+    result = CliRunner().invoke(cli, ["fails"])
+    assert result.exit_code == 1
+    assert result.output == "Error: InvalidArgumentError: seed must be an integer >= 0, got -1\n"
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_standard_output_is_a_message_not_a_traceback(cli):
+    @cli.command("writes")
+    def writes() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    result = CliRunner().invoke(cli, ["writes"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: No space left on device; check the path, its permissions and the free "
+        "space on its disk\n"
+    )

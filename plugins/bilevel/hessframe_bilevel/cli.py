@@ -80,6 +80,16 @@ def _check_method(method: str, accepted: tuple[str, ...], problem: str, constrai
         )
 
 
+def _reject_nan_fraction(value: float) -> float:
+    """Return ``value``, or raise click.BadParameter if it is NaN.
+
+    click.FloatRange lets NaN through, because every comparison with NaN is false.
+    """
+    if math.isnan(value):
+        raise click.BadParameter("must be a number in [0, 1], got nan")
+    return value
+
+
 class ProgressPrinter:
     """A solver callback that prints iteration, F, lower-level gap and violation to stderr.
 
@@ -154,8 +164,12 @@ def _run_solver(
 
 
 def _progress(as_json: bool, every: int | None, iterations: int) -> tuple[ProgressPrinter, ...]:
-    """Return the progress printer of a run, or none with ``--json``."""
-    if as_json:
+    """Return the progress printer of a run, or none with ``--json`` unless ``--every`` is given.
+
+    The progress goes to stderr, so with ``--json`` and ``--every`` the standard output
+    contains the JSON object alone.
+    """
+    if as_json and every is None:
         return ()
     return (ProgressPrinter(every or max(1, math.ceil(iterations / PROGRESS_LINES))),)
 
@@ -245,8 +259,8 @@ def _print_toy_summary(summary: dict) -> None:
     "--every",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Print a progress line every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run].",
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
@@ -312,10 +326,15 @@ def _print_measures(title: str, summary: dict, names: tuple[str, ...]) -> None:
     type=click.FloatRange(0.0, 1.0),
     default=0.4,
     show_default=True,
+    callback=lambda context, parameter, value: _reject_nan_fraction(value),
     help="Fraction of train labels replaced by a wrong class.",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the split and corruption."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the split and corruption, an integer >= 0.",
 )
 @click.option(
     "--iterations",
@@ -327,8 +346,8 @@ def _print_measures(title: str, summary: dict, names: tuple[str, ...]) -> None:
     "--every",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Print a progress line every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run].",
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
@@ -411,10 +430,10 @@ SVM_ITERATIONS = 300
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Seed of the train/validation/test split.",
+    help="Seed of the train/validation/test split, an integer >= 0.",
 )
 @click.option(
     "--iterations",
@@ -427,8 +446,8 @@ SVM_ITERATIONS = 300
     "--every",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Print a progress line every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run].",
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
 )
 @click.option(
     "--projection",

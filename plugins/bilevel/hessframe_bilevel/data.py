@@ -146,7 +146,11 @@ def split_indices(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, 
     """Split range(num_samples) by a seeded permutation into disjoint train, validation, test.
 
     The parts hold floor(0.5 n), floor(0.25 n) and the remaining samples.
+
+    Raises:
+        InvalidArgumentError: ``seed`` is not an integer >= 0.
     """
+    _check_seed(seed)
     permutation = np.random.default_rng(seed).permutation(num_samples)
     num_train = int(TRAIN_FRACTION * num_samples)
     num_validation = int(VALIDATION_FRACTION * num_samples)
@@ -155,6 +159,12 @@ def split_indices(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, 
         np.sort(permutation[num_train : num_train + num_validation]),
         np.sort(permutation[num_train + num_validation :]),
     )
+
+
+def _check_seed(seed: object) -> None:
+    """Raise InvalidArgumentError unless ``seed`` is an integer >= 0, as numpy's generator needs."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
@@ -179,9 +189,9 @@ def load_binary_dataset(name: str, seed: int = 0) -> BinaryDataset:
         The three disjoint parts as float64 tensors.
 
     Raises:
-        InvalidArgumentError: ``name`` is not a known set.
+        InvalidArgumentError: ``name`` is not a known set, or ``seed`` is not an integer >= 0.
     """
-    if name not in BINARY_DATASETS:
+    if not isinstance(name, str) or name not in BINARY_DATASETS:
         raise InvalidArgumentError(
             f"unknown binary data set {name!r}; known sets: {', '.join(sorted(BINARY_DATASETS))}"
         )
@@ -220,7 +230,8 @@ def load_corrupted_digits(corruption: float = 0.4, seed: int = 0) -> CorruptedDi
         validation and test parts.
 
     Raises:
-        InvalidArgumentError: ``corruption`` is not a number in [0, 1].
+        InvalidArgumentError: ``corruption`` is not a number in [0, 1], or ``seed`` is
+            not an integer >= 0.
     """
     if isinstance(corruption, bool) or not isinstance(corruption, int | float):
         raise InvalidArgumentError(

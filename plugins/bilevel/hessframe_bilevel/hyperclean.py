@@ -57,6 +57,14 @@ class HypercleanProblem:
         return y.reshape(self.num_features + 1, self.num_classes)
 
 
+def _check_result(result: object) -> None:
+    """Raise InvalidArgumentError unless ``result`` is a BilevelResult."""
+    if not isinstance(result, BilevelResult):
+        raise InvalidArgumentError(
+            f"result must be the BilevelResult of a solver, got {type(result).__name__}"
+        )
+
+
 def _logits(weights: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return features @ weights[1:] + weights[0]
 
@@ -73,14 +81,19 @@ def hyperclean_problem(data: CorruptedDigits, ridge: float = DEFAULT_RIDGE) -> H
         The problem, with zero starts.
 
     Raises:
-        InvalidArgumentError: ``data`` is not a CorruptedDigits or ``ridge`` is not > 0.
+        InvalidArgumentError: ``data`` is not a CorruptedDigits or ``ridge`` is not a
+            finite number > 0.
     """
     if not isinstance(data, CorruptedDigits):
         raise InvalidArgumentError(
             f"data must be a CorruptedDigits (see load_corrupted_digits), got {type(data).__name__}"
         )
-    if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not ridge > 0:
-        raise InvalidArgumentError(f"ridge must be a number > 0, got {ridge!r}")
+    if (
+        isinstance(ridge, bool)
+        or not isinstance(ridge, int | float)
+        or not 0 < ridge < float("inf")
+    ):
+        raise InvalidArgumentError(f"ridge must be a finite number > 0, got {ridge!r}")
     num_features = data.x_train.shape[1]
     num_classes = data.num_classes
     shape = (num_features + 1, num_classes)
@@ -127,8 +140,14 @@ def evaluate_hyperclean(
         flagged), ``recall``, ``flagged`` (the count) and ``f1``.
 
     Raises:
-        InvalidArgumentError: ``threshold`` is not in (0, 1), or the result does not fit ``data``.
+        InvalidArgumentError: ``threshold`` is not in (0, 1), ``result`` is not a
+            BilevelResult, ``data`` not a CorruptedDigits, or the result does not fit ``data``.
     """
+    _check_result(result)
+    if not isinstance(data, CorruptedDigits):
+        raise InvalidArgumentError(
+            f"data must be a CorruptedDigits (see load_corrupted_digits), got {type(data).__name__}"
+        )
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
         raise InvalidArgumentError(f"threshold must be a number in (0, 1), got {threshold!r}")
     if not 0 < threshold < 1:

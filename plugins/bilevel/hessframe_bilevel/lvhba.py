@@ -57,6 +57,7 @@ from hessframe_bilevel.problem import (
     IterationCallback,
     check_count,
     check_positive,
+    check_problem,
 )
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ def lvhba(
             ``project_feasible`` returns a point outside C.
         NonFiniteError: F, f or g is NaN or infinite at some iteration.
     """
+    check_problem(problem, SOLVER)
     config = LVHBAConfig() if config is None else config
     if not isinstance(config, LVHBAConfig):
         raise InvalidArgumentError(

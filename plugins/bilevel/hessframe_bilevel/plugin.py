@@ -34,8 +34,9 @@ def lower_level_hessian(
         The provider of H = ∇²_yy f(x, ·) at y.
 
     Raises:
-        InvalidArgumentError: ``lower`` is not callable or ``x`` is not a tensor;
-            ``AutodiffHessian`` rejects a bad ``y`` or a bad value of f.
+        InvalidArgumentError: ``lower`` is not callable, ``x`` is not a tensor, or f
+            fails at (x, y) (for example on a length mismatch); ``AutodiffHessian``
+            rejects a bad ``y`` or a bad value of f.
     """
     from hessframe.curvature import AutodiffHessian
 
@@ -46,6 +47,16 @@ def lower_level_hessian(
     if not isinstance(x, torch.Tensor):
         raise InvalidArgumentError(f"x must be a torch.Tensor, got {type(x).__name__}")
     fixed_x = x.detach().clone()
+    if isinstance(y, torch.Tensor):
+        try:
+            with torch.no_grad():
+                lower(fixed_x, y.detach())
+        except (RuntimeError, IndexError, ValueError, TypeError) as error:
+            raise InvalidArgumentError(
+                f"lower failed at x of shape {tuple(x.shape)} and y of shape "
+                f"{tuple(y.shape)}: {type(error).__name__}: {error}. Check that it takes "
+                "(x, y) and that x and y have the lengths it expects"
+            ) from error
     return AutodiffHessian(lambda v: lower(fixed_x, v), y, **kwargs)
 
 

@@ -106,14 +106,17 @@ class BilevelProblem:
     # ------------------------------------------------------------------
     # Checked evaluations
 
-    def check_point(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def check_point(
+        self, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x0", "y0")
+    ) -> None:
         """Raise InvalidArgumentError unless x and y are finite flat floating tensors.
 
         They must share dtype and device, fit the sets X and Y, and be accepted by F, f
         and g: a function that raises on them (for example on a length mismatch) is
-        reported with the shapes of x and y.
+        reported with the shapes of x and y. ``names`` are the argument names that the
+        messages give to x and y.
         """
-        for name, value in (("x0", x), ("y0", y)):
+        for name, value in zip(names, (x, y), strict=True):
             if not isinstance(value, torch.Tensor):
                 raise InvalidArgumentError(
                     f"{name} must be a flat floating torch.Tensor, got {type(value).__name__}"
@@ -127,14 +130,15 @@ class BilevelProblem:
                 raise InvalidArgumentError(f"{name} contains NaN or infinite values")
         if x.dtype != y.dtype or x.device != y.device:
             raise InvalidArgumentError(
-                f"x0 and y0 must share dtype and device, got {x.dtype} on {x.device} and "
+                f"{names[0]} and {names[1]} must share dtype and device, got {x.dtype} on "
+                f"{x.device} and "
                 f"{y.dtype} on {y.device}"
             )
         self._x_projection.check(x, "x_set")
         self._y_projection.check(y, "y_set")
-        self._check_shapes(x, y)
+        self._check_shapes(x, y, names)
 
-    def _check_shapes(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _check_shapes(self, x: torch.Tensor, y: torch.Tensor, names: tuple[str, str]) -> None:
         """Evaluate F, f and g once at the start, so a shape mismatch is reported as such."""
         functions = [("upper objective F", self.upper), ("lower objective f", self.lower)]
         if self.constraints is not None:
@@ -143,11 +147,12 @@ class BilevelProblem:
             try:
                 with torch.no_grad():
                     function(x.detach(), y.detach())
-            except (RuntimeError, IndexError, ValueError) as error:
+            except (RuntimeError, IndexError, ValueError, TypeError) as error:
                 raise InvalidArgumentError(
-                    f"{name} failed at the start x0 of shape {tuple(x.shape)} and y0 of shape "
-                    f"{tuple(y.shape)}: {error}. Check that x0 and y0 have the lengths "
-                    "the problem's functions expect"
+                    f"{name} failed at {names[0]} of shape {tuple(x.shape)} and {names[1]} of "
+                    f"shape {tuple(y.shape)}: {type(error).__name__}: {error}. Check that it "
+                    f"takes (x, y) and that {names[0]} and {names[1]} have the lengths the "
+                    "problem's functions expect"
                 ) from error
 
     def upper_value(self, x: torch.Tensor, y: torch.Tensor, iteration: int) -> torch.Tensor:
@@ -165,7 +170,7 @@ class BilevelProblem:
 
         Raises:
             InvalidArgumentError: g is missing, or returns a value that is not a 1-D tensor
-                of the expected length.
+                of the dtype of x and of the expected length.
             NonFiniteError: g(x, y) contains NaN or infinity.
         """
         if self.constraints is None:
@@ -176,6 +181,11 @@ class BilevelProblem:
             raise InvalidArgumentError(
                 f"constraints g must return a 1-D tensor of m constraint values g(x, y) <= 0, "
                 f"got {shape} for x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)}"
+            )
+        if value.dtype != x.dtype:
+            raise InvalidArgumentError(
+                f"constraints g must return a tensor of the dtype {x.dtype} of x and y, got "
+                f"{value.dtype}"
             )
         if expected is not None and value.shape[0] != expected:
             raise InvalidArgumentError(
@@ -441,7 +451,11 @@ class HistoryRecorder:
         report = IterationReport(
             iteration, upper, gap, violation, x, y, time.perf_counter() - self._start
         )
-        return bool(self._callback(report))
+        try:
+            return bool(self._callback(report))
+        except Exception as error:
+            error.add_note(f"{self._solver}: raised by the callback at iteration {iteration}")
+            raise
 
     @property
     def last_violation(self) -> float:
@@ -472,6 +486,15 @@ def check_positive(value: object, name: str, solver: str) -> float:
     if not (value > 0 and value != float("inf")):
         raise InvalidArgumentError(f"{solver}: {name} must be finite and > 0, got {value!r}")
     return float(value)
+
+
+def check_problem(problem: object, solver: str) -> BilevelProblem:
+    """Return ``problem``, or raise InvalidArgumentError unless it is a BilevelProblem."""
+    if not isinstance(problem, BilevelProblem):
+        raise InvalidArgumentError(
+            f"{solver}: problem must be a BilevelProblem, got {type(problem).__name__}"
+        )
+    return problem
 
 
 def check_count(value: object, name: str, solver: str) -> int:

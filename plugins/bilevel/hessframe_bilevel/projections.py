@@ -30,6 +30,13 @@ class Projection:
         """Raise InvalidArgumentError when the set is empty or does not fit ``like``."""
 
 
+def _check_tensor(v: object, name: str) -> None:
+    """Raise InvalidArgumentError unless ``v`` is a floating torch tensor (the point to project)."""
+    if not isinstance(v, torch.Tensor) or not v.dtype.is_floating_point:
+        kind = f"tensor of dtype {v.dtype}" if isinstance(v, torch.Tensor) else type(v).__name__
+        raise InvalidArgumentError(f"{name} projects a floating torch.Tensor, got {kind}")
+
+
 class Reals(Projection):
     """The whole space: the projection is the identity."""
 
@@ -45,6 +52,7 @@ class NonNegative(Projection):
     name = "NonNegative"
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        _check_tensor(v, "NonNegative")
         return torch.clamp(v, min=0)
 
 
@@ -57,7 +65,8 @@ class Box(Projection):
         upper: Upper bound, a float or a flat tensor like the point (+inf allowed).
 
     Raises:
-        InvalidArgumentError: A bound is NaN, or lower > upper somewhere, so the box is empty.
+        InvalidArgumentError: A bound is not a number or is NaN, or lower > upper somewhere,
+            so the box is empty.
     """
 
     lower: float | torch.Tensor
@@ -65,8 +74,14 @@ class Box(Projection):
     name = "Box"
 
     def __post_init__(self) -> None:
-        lower = torch.as_tensor(self.lower, dtype=torch.float64)
-        upper = torch.as_tensor(self.upper, dtype=torch.float64)
+        try:
+            lower = torch.as_tensor(self.lower, dtype=torch.float64)
+            upper = torch.as_tensor(self.upper, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise InvalidArgumentError(
+                f"Box: lower and upper must be floats or real tensors, got "
+                f"{type(self.lower).__name__} and {type(self.upper).__name__}"
+            ) from error
         if bool(torch.isnan(lower).any()) or bool(torch.isnan(upper).any()):
             raise InvalidArgumentError("Box: lower and upper must not contain NaN")
         try:
@@ -94,6 +109,7 @@ class Box(Projection):
                 )
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        _check_tensor(v, "Box")
         lower = torch.as_tensor(self.lower, dtype=v.dtype, device=v.device)
         upper = torch.as_tensor(self.upper, dtype=v.dtype, device=v.device)
         return torch.minimum(torch.maximum(v, lower), upper)
@@ -136,6 +152,13 @@ class Simplex(Projection):
             )
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        _check_tensor(v, "Simplex")
+        if v.ndim != 1 or v.numel() == 0:
+            raise InvalidArgumentError(
+                f"Simplex projects a non-empty flat tensor, got shape {tuple(v.shape)}"
+            )
+        if not bool(torch.isfinite(v).all()):
+            raise InvalidArgumentError("Simplex projects finite values, got NaN or infinity")
         radius = self.radius
         # Σ max(v − τ, 0) is at least radius at τ = min v − radius/n and zero at τ = max v.
         low = v.min() - radius / v.numel()
@@ -154,12 +177,18 @@ def as_projection(value: Projection | Callable[[torch.Tensor], torch.Tensor] | N
     """Return a projection for ``value``: a shipped set, a checked user callable, or Reals for None.
 
     Raises:
-        InvalidArgumentError: ``value`` is neither a set nor callable.
+        InvalidArgumentError: ``value`` is neither a set nor callable, or is a set class
+            instead of an instance.
     """
     if value is None:
         return Reals()
     if isinstance(value, Projection):
         return value
+    if isinstance(value, type) and issubclass(value, Projection):
+        raise InvalidArgumentError(
+            f"{argument} must be a set instance such as {value.__name__}(), got the class "
+            f"{value.__name__} itself"
+        )
     if callable(value):
         return _UserProjection(value, argument)
     raise InvalidArgumentError(

@@ -223,8 +223,12 @@ def evaluate_svm(result: BilevelResult, dataset: BinaryDataset) -> dict[str, flo
         ``lower_objective`` (½‖w‖²) and ``constraint_violation`` (max of g, 0).
 
     Raises:
-        InvalidArgumentError: The result does not fit ``dataset``.
+        InvalidArgumentError: ``result`` is not a BilevelResult, or does not fit ``dataset``.
     """
+    if not isinstance(result, BilevelResult):
+        raise InvalidArgumentError(
+            f"result must be the BilevelResult of a solver, got {type(result).__name__}"
+        )
     _check_dataset(dataset)
     num_train, d = dataset.x_train.shape
     if result.x.shape != (num_train,) or result.y.shape != (d + 1 + num_train,):

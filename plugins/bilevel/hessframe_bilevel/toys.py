@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from hessframe.errors import InvalidArgumentError
 from hessframe_bilevel.problem import BilevelProblem
 
 
@@ -56,6 +57,7 @@ def coupled_toy(
     C = {(x, y) : y ≤ x} is projected per coordinate: a pair with y > x moves to
     its midpoint ((x + y)/2, (x + y)/2).
     """
+    device = _check_dtype_and_device(dtype, device, "coupled_toy")
     a = torch.tensor([1.0, 2.0, 3.0], dtype=dtype, device=device)
     b = torch.tensor([0.0, 0.5, 4.0], dtype=dtype, device=device)
     d = torch.tensor([1.0, 2.5, 3.0], dtype=dtype, device=device)
@@ -103,6 +105,7 @@ def quadratic_toy(
     The lower solution is y*(x) = M x with M = A⁻¹ B, so x* solves the linear
     system (I + MᵀM) x* = x_t + Mᵀ y_t, and y* = M x*.
     """
+    device = _check_dtype_and_device(dtype, device, "quadratic_toy")
     generator = torch.Generator().manual_seed(7)
     basis, _ = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
     hessian = basis @ torch.diag(torch.tensor([1.0, 1.5, 2.0], dtype=torch.float64)) @ basis.T
@@ -135,6 +138,27 @@ def quadratic_toy(
         x0=torch.zeros(3, dtype=dtype, device=device),
         y0=torch.zeros(3, dtype=dtype, device=device),
     )
+
+
+def _check_dtype_and_device(dtype: object, device: object, function: str) -> torch.device:
+    """Return ``device`` as a torch.device, or raise InvalidArgumentError.
+
+    ``dtype`` must be a floating torch.dtype, and ``device`` a device that torch
+    knows and that is available in this process.
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InvalidArgumentError(
+            f"{function}: dtype must be a floating torch.dtype such as torch.float64, got {dtype!r}"
+        )
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, TypeError) as error:
+        raise InvalidArgumentError(
+            f"{function}: device {device!r} cannot be used: {error}. Pass 'cpu', or 'cuda' "
+            "where a GPU is available"
+        ) from error
+    return device
 
 
 def _coupled_solution(

@@ -56,11 +56,25 @@ def unrolled_hypergradient(
         iteration: The outer iteration, named in errors.
 
     Raises:
-        InvalidArgumentError: The problem has lower constraints, or an option is invalid.
+        InvalidArgumentError: The problem has lower constraints, x or y0 is not a finite
+            flat tensor that F and f accept, or an option is invalid.
     """
     reject_lower_constraints(problem, "unrolled")
+    problem.check_point(x, y0, ("x", "y0"))
     inner_steps = check_count(inner_steps, "inner_steps", SOLVER)
     inner_step = check_positive(inner_step, "inner_step", SOLVER)
+    return _unrolled_hypergradient(problem, x, y0, inner_steps, inner_step, iteration)
+
+
+def _unrolled_hypergradient(
+    problem: BilevelProblem,
+    x: torch.Tensor,
+    y0: torch.Tensor,
+    inner_steps: int,
+    inner_step: float,
+    iteration: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`unrolled_hypergradient` on arguments that the caller has checked."""
     with torch.enable_grad():
         x_leaf = x.detach().clone().requires_grad_(True)
         y = problem.project_y(y0.detach()).requires_grad_(True)
@@ -116,6 +130,8 @@ def unrolled_descent(
     step = check_positive(step, "step", SOLVER)
     tol = check_positive(tol, "tol", SOLVER)
     max_iter = check_count(max_iter, "max_iter", SOLVER)
+    inner_steps = check_count(inner_steps, "inner_steps", SOLVER)
+    inner_step = check_positive(inner_step, "inner_step", SOLVER)
 
     recorder = HistoryRecorder(problem, SOLVER, callback)
     x = problem.project_x(x0.detach())
@@ -124,9 +140,7 @@ def unrolled_descent(
     converged = False
     iterations = 0
     for k in range(0 if stop else max_iter):
-        hypergradient, y = unrolled_hypergradient(
-            problem, x, y, inner_steps=inner_steps, inner_step=inner_step, iteration=k
-        )
+        hypergradient, y = _unrolled_hypergradient(problem, x, y, inner_steps, inner_step, k)
         x_next = problem.project_x(x - step * hypergradient)
         iterations = k + 1
         stop = recorder.record(x_next, y, iterations)

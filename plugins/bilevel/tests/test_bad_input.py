@@ -35,7 +35,7 @@ def matrix_problem() -> BilevelProblem:
 def test_start_of_wrong_length_names_shapes(method):
     x0 = torch.zeros(4, dtype=torch.float64)
     y0 = torch.zeros(3, dtype=torch.float64)
-    with pytest.raises(InvalidArgumentError, match=r"failed at the start x0 of shape \(4,\)"):
+    with pytest.raises(InvalidArgumentError, match=r"failed at x0 of shape \(4,\)"):
         SOLVERS[method](matrix_problem(), x0, y0, max_iter=2)
 
 
@@ -101,3 +101,35 @@ def test_projection_returning_wrong_shape_is_rejected():
     )
     with pytest.raises(InvalidArgumentError, match="project_feasible must return a pair"):
         lvhba(problem, toy.x0, toy.y0, max_iter=5)
+
+
+@pytest.mark.parametrize("method", sorted(SOLVERS))
+@pytest.mark.parametrize("problem", [None, "coupled"])
+def test_problem_that_is_not_a_bilevel_problem_is_rejected(method, problem):
+    toy = coupled_toy()
+    with pytest.raises(InvalidArgumentError, match="problem must be a BilevelProblem, got"):
+        SOLVERS[method](problem, toy.x0, toy.y0, max_iter=2)
+
+
+@pytest.mark.parametrize("method", sorted(SOLVERS))
+def test_objective_taking_one_argument_is_rejected_at_the_start(method):
+    problem = BilevelProblem(upper=lambda x: x.square().sum(), lower=matrix_problem().lower)
+    x0 = torch.zeros(2, dtype=torch.float64)
+    y0 = torch.zeros(3, dtype=torch.float64)
+    with pytest.raises(
+        InvalidArgumentError, match=r"upper objective F failed at x0.*TypeError"
+    ):
+        SOLVERS[method](problem, x0, y0, max_iter=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64])
+def test_constraints_of_another_dtype_are_rejected(dtype):
+    toy = coupled_toy()
+    problem = BilevelProblem(
+        upper=toy.problem.upper,
+        lower=toy.problem.lower,
+        constraints=lambda x, y: (y - x).to(dtype),
+        project_feasible=toy.problem.project_feasible,
+    )
+    with pytest.raises(InvalidArgumentError, match=rf"dtype torch.float64 of x and y, got {dtype}"):
+        lvhba(problem, toy.x0, toy.y0, max_iter=2)

@@ -122,3 +122,21 @@ def test_callback_that_is_not_callable_is_rejected(method):
     problem, start = small_problem()
     with pytest.raises(InvalidArgumentError, match="callback must be None or a callable"):
         SOLVERS[method](problem, start, start, max_iter=2, callback=42)
+
+
+SOLVER_NAMES = {"lvhba": "lvhba", "implicit": "implicit_descent", "unrolled": "unrolled_descent"}
+
+
+@pytest.mark.parametrize("method", sorted(SOLVERS))
+def test_callback_error_propagates_with_solver_and_iteration(method):
+    problem, start = small_problem()
+
+    def fail_at_second_iterate(report: IterationReport) -> None:
+        if report.iteration == 2:
+            raise KeyError("the caller's own bug")
+
+    with pytest.raises(KeyError, match="the caller's own bug") as error:
+        SOLVERS[method](problem, start, start, max_iter=5, callback=fail_at_second_iterate)
+    assert error.value.__notes__ == [
+        f"{SOLVER_NAMES[method]}: raised by the callback at iteration 2"
+    ]

@@ -219,3 +219,32 @@ def test_svm_unknown_projection_lists_known():
     assert result.exit_code == 2
     assert "'--projection'" in result.output
     assert "euclidean" in result.output and "slack" in result.output
+
+
+@pytest.mark.parametrize("command", ["hyperclean", "svm"])
+def test_negative_seed_is_a_usage_error(command):
+    result = run(command, "--seed", "-1", "--iterations", "1")
+    assert result.exit_code == 2, result.output
+    assert "'--seed'" in result.output
+    assert "x>=0" in result.output
+
+
+def test_hyperclean_rejects_nan_corruption():
+    result = run("hyperclean", "--corruption", "nan", "--iterations", "1")
+    assert result.exit_code == 2, result.output
+    assert "'--corruption'" in result.output
+    assert "must be a number in [0, 1], got nan" in result.output
+
+
+def test_json_with_every_keeps_progress_on_stderr_and_json_alone_on_stdout():
+    result = run("toy", "--iterations", "4", "--every", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["iterations"] == 4
+    progress = [row.split()[0] for row in result.stderr.splitlines()[1:]]
+    assert progress == ["0", "2", "4"]
+
+
+def test_json_without_every_prints_no_progress():
+    result = run("toy", "--iterations", "4", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

@@ -85,9 +85,20 @@ def test_evaluate_rejects_bad_threshold(data):
         evaluate_hyperclean(result, data, threshold=1.5)
 
 
-def test_problem_rejects_non_positive_ridge(data):
-    with pytest.raises(InvalidArgumentError, match="ridge"):
-        hyperclean_problem(data, ridge=0.0)
+@pytest.mark.parametrize("ridge", [0.0, -1.0, float("inf"), float("nan")])
+def test_problem_rejects_ridge_that_is_not_finite_and_positive(data, ridge):
+    with pytest.raises(InvalidArgumentError, match="ridge must be a finite number > 0"):
+        hyperclean_problem(data, ridge=ridge)
+
+
+def test_evaluate_rejects_result_and_data_of_wrong_types(data):
+    problem = hyperclean_problem(data)
+    history = BilevelHistory((0.0,), (0.0,), (0.0,))
+    result = BilevelResult(problem.x0, problem.y0, 0, False, history)
+    with pytest.raises(InvalidArgumentError, match="result must be the BilevelResult"):
+        evaluate_hyperclean(None, data)
+    with pytest.raises(InvalidArgumentError, match="data must be a CorruptedDigits"):
+        evaluate_hyperclean(result, "digits")
 
 
 def test_lower_level_matches_weighted_sklearn_regression(data):

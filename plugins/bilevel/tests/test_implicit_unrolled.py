@@ -114,3 +114,42 @@ def test_invalid_step_is_rejected(solver):
     toy = quadratic_toy()
     with pytest.raises(InvalidArgumentError, match="step must be finite and > 0"):
         solver(toy.problem, toy.x0, toy.y0, step=-1.0)
+
+
+HYPERGRADIENTS = {
+    "solve_lower": lambda problem, x, y: solve_lower(problem, x, y, max_iter=5),
+    "implicit_hypergradient": implicit_hypergradient,
+    "unrolled_hypergradient": lambda problem, x, y: unrolled_hypergradient(problem, x, y),
+}
+
+
+@pytest.mark.parametrize("function", sorted(HYPERGRADIENTS))
+def test_hypergradient_at_y_of_wrong_length_names_shapes(function):
+    toy = quadratic_toy()
+    with pytest.raises(
+        InvalidArgumentError, match=r"failed at x of shape \(3,\) and y0? of shape \(1,\)"
+    ):
+        HYPERGRADIENTS[function](toy.problem, toy.x0, toy.y0[:1])
+
+
+@pytest.mark.parametrize("function", sorted(HYPERGRADIENTS))
+def test_hypergradient_at_x_that_is_not_a_tensor_is_rejected(function):
+    toy = quadratic_toy()
+    with pytest.raises(
+        InvalidArgumentError, match=r"x must be a flat floating torch\.Tensor, got list"
+    ):
+        HYPERGRADIENTS[function](toy.problem, [0.0, 0.0, 0.0], toy.y0)
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_iter", -1), ("tol", float("nan"))])
+def test_solve_lower_rejects_negative_steps_and_nan_tolerance(option, value):
+    toy = quadratic_toy()
+    with pytest.raises(InvalidArgumentError, match=rf"lower_{option} must be"):
+        solve_lower(toy.problem, toy.x0, toy.y0, **{option: value})
+
+
+@pytest.mark.parametrize("lower_tol", [-1.0, 0.0, float("nan")])
+def test_implicit_descent_rejects_lower_tolerance_that_is_not_positive(lower_tol):
+    toy = quadratic_toy()
+    with pytest.raises(InvalidArgumentError, match="lower_tol must be"):
+        implicit_descent(toy.problem, toy.x0, toy.y0, max_iter=2, lower_tol=lower_tol)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hessframe_bilevel import plugin
 from hessframe_bilevel.toys import quadratic_toy
 
 from hessframe.curvature import AutodiffHessian
+from hessframe.errors import InvalidArgumentError
 from hessframe.plugins import PluginManager
 
 
@@ -35,3 +37,11 @@ def test_lower_hessian_provider_matches_dense_hessian():
     assert isinstance(provider, AutodiffHessian)
     dense = torch.func.hessian(lambda v: toy.problem.lower(x, v))(y)
     torch.testing.assert_close(provider.to_dense(), dense, atol=1e-12, rtol=0)
+
+
+def test_lower_hessian_at_y_of_wrong_length_names_shapes():
+    toy = quadratic_toy()
+    with pytest.raises(
+        InvalidArgumentError, match=r"lower failed at x of shape \(3,\) and y of shape \(1,\)"
+    ):
+        plugin.lower_level_hessian(toy.problem.lower, toy.x0, toy.y0[:1])

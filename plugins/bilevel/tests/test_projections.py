@@ -72,3 +72,41 @@ def test_user_projection_with_wrong_shape_is_rejected():
 def test_unknown_set_type_is_rejected():
     with pytest.raises(InvalidArgumentError, match="x_set must be Box"):
         BilevelProblem(upper=lambda x, y: x.sum(), lower=lambda x, y: y.sum(), x_set="box")
+
+
+@pytest.mark.parametrize(("lower", "upper"), [("0", 1.0), (None, 1.0), (0.0, [1.0, "a"])])
+def test_box_with_non_numeric_bound_is_rejected(lower, upper):
+    with pytest.raises(InvalidArgumentError, match="Box: lower and upper must be floats or real"):
+        Box(lower, upper)
+
+
+@pytest.mark.parametrize("set_class", [NonNegative, Simplex])
+def test_set_class_instead_of_instance_is_rejected(set_class):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=rf"x_set must be a set instance such as {set_class.__name__}\(\)",
+    ):
+        BilevelProblem(
+            upper=lambda x, y: x.sum(), lower=lambda x, y: y.square().sum(), x_set=set_class
+        )
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        (torch.zeros(0), r"non-empty flat tensor, got shape \(0,\)"),
+        (torch.zeros(2, 2), r"non-empty flat tensor, got shape \(2, 2\)"),
+        (torch.tensor([float("nan"), 1.0]), "finite values, got NaN or infinity"),
+        ([0.5, 0.5], "floating torch.Tensor, got list"),
+        (torch.tensor([3, 1]), "floating torch.Tensor, got tensor of dtype torch.int64"),
+    ],
+)
+def test_simplex_rejects_points_it_cannot_project(point, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        Simplex(1.0)(point)
+
+
+@pytest.mark.parametrize("projection", [Box(0.0, 1.0), NonNegative()])
+def test_box_and_orthant_reject_points_that_are_not_tensors(projection):
+    with pytest.raises(InvalidArgumentError, match=r"projects a floating torch\.Tensor, got list"):
+        projection([0.5, -1.0])

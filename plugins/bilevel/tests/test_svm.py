@@ -98,3 +98,5 @@ def test_bad_inputs_rejected(dataset):
     short = BilevelResult(torch.zeros(3), torch.zeros(3), 0, False, history)
     with pytest.raises(InvalidArgumentError, match="shape"):
         evaluate_svm(short, dataset)
+    with pytest.raises(InvalidArgumentError, match="result must be the BilevelResult"):
+        evaluate_svm(None, dataset)

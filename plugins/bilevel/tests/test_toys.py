@@ -7,6 +7,8 @@ import torch
 from hessframe_bilevel.lvhba import lvhba
 from hessframe_bilevel.toys import coupled_toy, quadratic_toy
 
+from hessframe.errors import InvalidArgumentError
+
 
 def test_coupled_toy_optimum_matches_grid_search():
     toy = coupled_toy()
@@ -42,3 +44,16 @@ def test_lvhba_on_cuda_matches_cpu():
     assert on_cuda.x.device.type == "cuda"
     torch.testing.assert_close(on_cuda.x.cpu(), on_cpu.x, atol=1e-10, rtol=0)
     torch.testing.assert_close(on_cuda.multipliers.cpu(), on_cpu.multipliers, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("make", [coupled_toy, quadratic_toy])
+@pytest.mark.parametrize("dtype", [torch.int64, "float64", 3])
+def test_toy_rejects_dtype_that_is_not_floating(make, dtype):
+    with pytest.raises(InvalidArgumentError, match=r"dtype must be a floating torch\.dtype"):
+        make(dtype=dtype)
+
+
+@pytest.mark.parametrize("make", [coupled_toy, quadratic_toy])
+def test_toy_rejects_unknown_device(make):
+    with pytest.raises(InvalidArgumentError, match="device 'gpu0' cannot be used"):
+        make(device="gpu0")
