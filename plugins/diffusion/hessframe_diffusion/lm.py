@@ -133,6 +133,25 @@ def _block_factor(directions: torch.Tensor) -> torch.Tensor:
     return factor
 
 
+def lml_damped_hessian_provider(
+    directions: torch.Tensor, curvature: torch.Tensor, damping: float
+) -> LowRankDampedHessian:
+    """Return H_λ of a whole batch as one core provider of size B·d (block diagonal).
+
+    The samplers use :func:`damped_secant_hessian`, which splits a batch in
+    chunks; this single provider is what the plugin registers with the core.
+    """
+    _check_positive(damping, "damping")
+    return LowRankDampedHessian(_block_factor(directions), -curvature, 1.0 + damping)
+
+
+def lm_increment_system_provider(
+    directions: torch.Tensor, coefficients: torch.Tensor
+) -> LowRankDampedHessian:
+    """Return the systems I + a_b u_b u_bᵀ of a whole batch as one core provider of size B·d."""
+    return LowRankDampedHessian(_block_factor(directions), coefficients, 1.0)
+
+
 class BatchedLowRank:
     """Block-diagonal low-rank plus damping matrices for a batch, one core provider per chunk.
 

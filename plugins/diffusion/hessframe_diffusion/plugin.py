@@ -17,22 +17,23 @@ if TYPE_CHECKING:
 @hookimpl
 def hessframe_curvature_providers() -> list[ProviderRecord]:
     """Return the damped secant Hessian of the LML corrector and the LM increment system."""
-    from hessframe_diffusion.lm import damped_secant_hessian, increment_system
+    from hessframe_diffusion.lm import lm_increment_system_provider, lml_damped_hessian_provider
 
     return [
         ProviderRecord(
             name="diffusion-lml-damped-hessian",
             kind="low-rank-damped",
-            factory=damped_secant_hessian,
+            factory=lml_damped_hessian_provider,
             summary="λI + I - blockdiag(c_b u_b u_bᵀ), the damped secant approximation of "
-            "σ²(-∇² log p_t) per sample (damped_secant_hessian(directions, curvature, damping)).",
+            "σ²(-∇² log p_t) of a batch, block diagonal "
+            "(lml_damped_hessian_provider(directions, curvature, damping)).",
         ),
         ProviderRecord(
             name="diffusion-lm-increment-system",
             kind="low-rank-damped",
-            factory=increment_system,
+            factory=lm_increment_system_provider,
             summary="I + blockdiag(a_b u_b u_bᵀ), the rank-one system of the LM increment "
-            "correction (increment_system(directions, coefficients)).",
+            "correction, block diagonal (lm_increment_system_provider(directions, coefficients)).",
         ),
     ]
 

@@ -109,7 +109,9 @@ def load_pipeline(model: str | Path) -> Any:
             "missing (write one with pipeline.save_pretrained)"
         )
     try:
-        return DiffusionPipeline.from_pretrained(path, local_files_only=True)
+        return DiffusionPipeline.from_pretrained(
+            path, local_files_only=True, low_cpu_mem_usage=False
+        )
     except (OSError, ValueError, KeyError, ImportError) as error:
         raise InvalidArgumentError(
             f"model {str(model)!r}: diffusers could not load the pipeline: {error}"
