@@ -100,7 +100,7 @@ def build_training_scheduler():
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """What :func:`train_digits_unet` did.
+    """Record of one :func:`train_digits_unet` run.
 
     Attributes:
         steps: Optimiser steps done in total, over all resumed runs.
@@ -137,9 +137,9 @@ def train_digits_unet(
     """Train the digits UNet and write it as a ``DDPMPipeline`` directory.
 
     A checkpoint (network, moving average, optimiser, generator state, step)
-    is written every ``checkpoint_every`` steps to ``checkpoint_dir``; a run
-    that finds one there resumes from it and gives the same weights as an
-    uninterrupted run with the same arguments. The pipeline directory is
+    is written every ``checkpoint_every`` steps to ``checkpoint_dir``. A run
+    that finds one there continues from it with the optimiser, learning-rate
+    schedule and random-generator state restored. The pipeline directory is
     written to a temporary folder beside ``output`` and renamed into place,
     and holds the moving-average weights.
 

@@ -1,6 +1,6 @@
 """The Levenberg-Marquardt machinery of the samplers: curvature, damped Hessian, corrections.
 
-Notation. A diffusion model at noise level t sees x_t = α x_0 + σ ε. Write
+Notation. A diffusion model at noise level t is given x_t = α x_0 + σ ε. Write
 y = x / α and s = σ / α. The noise prediction ε̂ and the denoiser x̂_0 satisfy
 y - x̂_0 = s ε̂, the score is -ε̂ / σ, and
 
@@ -158,7 +158,7 @@ class BatchedLowRank:
     Sample b gets the d×d block s_b u_b u_bᵀ + μ I. Samples are grouped in
     chunks of :data:`CHUNK_SIZE`; each chunk is one
     :class:`~hessframe.curvature.LowRankDampedHessian` whose factor has one
-    column per sample, zero outside that sample's rows, so no sample sees another.
+    column per sample, zero outside that sample's rows, so samples never mix.
 
     Attributes:
         providers: The core providers, one per chunk, in batch order.
@@ -233,7 +233,7 @@ def damped_secant_hessian(
 
     Returns:
         Core providers with factor columns u_b, scales -c_b and damping 1 + λ,
-        grouped by :class:`BatchedLowRank`; each block is positive definite with
+        grouped by :class:`BatchedLowRank`. Each block is positive definite, with
         smallest eigenvalue at least λ.
 
     Raises:

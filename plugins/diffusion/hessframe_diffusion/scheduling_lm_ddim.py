@@ -111,7 +111,7 @@ class LMDDIMScheduler(LevenbergMarquardtMixin, DDIMScheduler):
         variance_noise: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> DDIMSchedulerOutput | tuple:
-        """Run the DDIM step (plus the LM correction) or a corrector step, as the call's role says.
+        """Run the DDIM step (plus the LM correction) or a corrector step, by the call's role.
 
         Arguments and return value are those of ``DDIMScheduler.step``. On a
         corrector call ``pred_original_sample`` is None.

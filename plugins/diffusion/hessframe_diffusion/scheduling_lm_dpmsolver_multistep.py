@@ -141,7 +141,7 @@ class LMDPMSolverMultistepScheduler(LevenbergMarquardtMixin, DPMSolverMultistepS
         variance_noise: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> SchedulerOutput | tuple:
-        """Run the DPM-Solver step (plus the LM correction) or a corrector step, as the role says.
+        """Run the DPM-Solver step (plus the LM correction) or a corrector step, by the call's role.
 
         Arguments and return value are those of ``DPMSolverMultistepScheduler.step``.
         """
