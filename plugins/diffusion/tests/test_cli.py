@@ -71,3 +71,14 @@ def test_train_digits_resumes_from_checkpoint(tmp_path):
     assert record["steps"] == 3
     assert record["resumed_from_step"] == 2
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_sample_accepts_pipeline_directory(tmp_path):
+    from hessframe_diffusion.digits import PRETRAINED_DIGITS_PIPELINE
+
+    result = _invoke(
+        "sample", "--model", str(PRETRAINED_DIGITS_PIPELINE), "--scheduler", "dpm-lml",
+        "--steps", "3", "--num-images", "2", "--out", str(tmp_path / "g.png"), "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["evaluations_per_image"] == 3
