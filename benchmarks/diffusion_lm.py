@@ -5,11 +5,12 @@ Two test beds, the same initial noise for every sampler of a seed, paired
 
 1. The Gaussian mixture of ``hessframe_diffusion.mixture.default_mixture``
    (16 dimensions, four anisotropic components) with its exact noise
-   prediction: mean distance of each sample to the exact probability-flow ODE
-   solution from the same noise, sliced Wasserstein-2 distance to exact
-   samples, and the fraction of samples off every mode (squared Mahalanobis
-   distance to every component above the 0.999 quantile of χ²₁₆). The secant
-   curvature of ``ddim-lml`` is also compared with the exact Hessian.
+   prediction. Metrics: the mean distance of each sample to the exact
+   probability-flow ODE solution from the same noise, the sliced
+   Wasserstein-2 distance to exact samples, and the fraction of samples off
+   every mode. A sample is off a mode when its squared Mahalanobis distance to
+   the component exceeds the 0.999 quantile of χ²₁₆. The secant curvature of
+   ``ddim-lml`` is also compared with the exact Hessian.
 2. The shipped digits ``UNet2DModel``: Fréchet distance and KID in the
    features of the shipped digits classifier against the held-out test split.
 
