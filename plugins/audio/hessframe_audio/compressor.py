@@ -177,7 +177,8 @@ def _time_to_raw(time_ms: float, bounds: tuple[float, float]) -> float:
 
 def smoothing_coefficient(time_ms: torch.Tensor | float, sample_rate: int) -> torch.Tensor:
     """Return α = 1 − exp(−2200 / (t_ms · f_s)), the one-pole coefficient of a rise time."""
-    time_ms = torch.as_tensor(time_ms)
+    if not isinstance(time_ms, torch.Tensor):
+        time_ms = torch.tensor(float(time_ms), dtype=torch.float64)
     return -torch.expm1(-2200.0 / (time_ms * sample_rate))
 
 
@@ -236,7 +237,10 @@ def attack_decisions(
     doubles, which bounds the number of rounds by O(log N) slow ones plus the
     fast ones. The result is the sequence the sequential loop produces, up to
     states that tie with the target within the rounding of the two orders of
-    summation.
+    summation. The decisions are computed in float64 whatever the input's
+    dtype, which makes such ties rare: in float32 the two orders differ by
+    about 1e-6 relative, and one sample in 44100 of an RMS-detected test
+    signal tied that closely.
 
     Args:
         reduction: Target linear gain reduction r of shape (batch, time).
@@ -247,7 +251,7 @@ def attack_decisions(
         A bool tensor like ``reduction``.
     """
     with torch.no_grad():
-        reduction = reduction.detach()
+        reduction = reduction.detach().to(torch.float64)
         batch, length = reduction.shape
         alpha_attack = alpha_attack.detach().to(reduction.dtype).reshape(-1, 1).expand(batch, 1)
         alpha_release = alpha_release.detach().to(reduction.dtype).reshape(-1, 1).expand(batch, 1)

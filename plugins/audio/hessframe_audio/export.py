@@ -132,14 +132,14 @@ def settings_to_json(settings: CompressorSettings, metadata: dict[str, Any] | No
 
 
 def settings_from_json(text: str, argument: str = "json") -> CompressorSettings:
-    """Parse settings from :func:`settings_to_json` text or a flat {name: value} object."""
+    """Parse settings from :func:`settings_to_json` text or ``match --json`` output."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidArgumentError(f"{argument}: not valid JSON ({error})") from error
     if not isinstance(document, dict):
         raise InvalidArgumentError(f"{argument}: expected a JSON object of parameters")
-    parameters = document.get("parameters", document)
+    parameters = document.get("parameters", document.get("settings", document))
     if not isinstance(parameters, dict):
         raise InvalidArgumentError(f"{argument}: 'parameters' must be an object")
     values = {}
@@ -290,6 +290,7 @@ def write_settings(
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        _make_readable(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -336,3 +337,10 @@ def _check_class_id(class_id: str) -> None:
         raise InvalidArgumentError(
             f"class_id must be 32 hexadecimal ASCII characters, got {class_id!r}"
         )
+
+
+def _make_readable(path: str) -> None:
+    """Give a temporary file the permissions a plain open() would (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

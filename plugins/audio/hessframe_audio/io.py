@@ -199,6 +199,7 @@ def write_audio(path: str | os.PathLike[str], audio: Audio, subtype: str = "PCM_
     os.close(handle)
     try:
         soundfile.write(temporary, data, audio.sample_rate, subtype=subtype, format="WAV")
+        _make_readable(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -207,3 +208,10 @@ def write_audio(path: str | os.PathLike[str], audio: Audio, subtype: str = "PCM_
 
 def _db(amplitude: float) -> str:
     return f"{20 * math.log10(amplitude):.0f}" if amplitude > 0 else "-inf"
+
+
+def _make_readable(path: str) -> None:
+    """Give a temporary file the permissions a plain open() would (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

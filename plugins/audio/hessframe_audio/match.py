@@ -382,7 +382,7 @@ def adam(
         optimizer.zero_grad()
         value = objective.loss(raw)
         value.backward()
-        loss = float(value)
+        loss = float(value.detach())
         if loss < best_loss:
             best_raw, best_loss = raw.detach().clone(), loss
         if tolerance > 0 and float(raw.grad.norm()) < tolerance:
