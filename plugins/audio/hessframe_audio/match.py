@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch.autograd import forward_ad
 
 from hessframe.curvature import (
     AutodiffHessian,
@@ -193,8 +194,20 @@ def curvature_at(
 def gauss_newton_provider(
     objective: MatchObjective, raw: torch.Tensor, attack: torch.Tensor, damping: float = 0.0
 ) -> LowRankDampedHessian:
-    """Return JᵀJ + λI for J = √2·∂r/∂θ, the residual's Jacobian by forward mode."""
-    jacobian = torch.func.jacfwd(lambda point: objective.residual(point, attack))(raw.detach())
+    """Return JᵀJ + λI for J = √2·∂r/∂θ, the residual's Jacobian by forward mode.
+
+    The five columns are five forward-mode passes with dual numbers of
+    ``torch.autograd.forward_ad``. ``torch.func.jacfwd`` gives the same
+    matrix, but its vmap over the scan's generated batching rule took about
+    20 times as long on 1 s of audio (torch 2.14.1, CPU).
+    """
+    point = raw.detach()
+    columns = []
+    for tangent in torch.eye(point.numel(), dtype=point.dtype, device=point.device):
+        with forward_ad.dual_level():
+            residual = objective.residual(forward_ad.make_dual(point, tangent), attack)
+            columns.append(forward_ad.unpack_dual(residual).tangent)
+    jacobian = torch.stack(columns, dim=1)
     return LowRankDampedHessian.from_jacobian(math.sqrt(2.0) * jacobian, damping)
 
 
