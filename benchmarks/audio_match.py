@@ -1,4 +1,4 @@
-"""Benchmark the audio plugin: gain smoother, Hessian strategies, Newton against Adam, match quality.
+"""Benchmark the audio plugin: smoother, Hessian strategies, Newton against Adam, match quality.
 
 Everything runs in this one process (peak memory in one child process per
 Hessian strategy) on the same inputs:
@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     build_parser,
     environment_lines,
     markdown_table,
@@ -154,12 +154,26 @@ def smoother_table(durations, batches, repeats):
             )
             results[(seconds, batch)] = (scan_s, peer_s)
             rows.append(
-                [f"{seconds:g} s", batch, scan_s, peer_s, loop_s, peer_s / scan_s,
-                 loop_s / scan_s if math.isfinite(loop_s) else "not run"]
+                [
+                    f"{seconds:g} s",
+                    batch,
+                    scan_s,
+                    peer_s,
+                    loop_s,
+                    peer_s / scan_s,
+                    loop_s / scan_s if math.isfinite(loop_s) else "not run",
+                ]
             )
     table = markdown_table(
-        ["audio", "batch", "parallel scan (s)", "torchcomp (s)", "sequential loop (s)",
-         "torchcomp / scan", "loop / scan"],
+        [
+            "audio",
+            "batch",
+            "parallel scan (s)",
+            "torchcomp (s)",
+            "sequential loop (s)",
+            "torchcomp / scan",
+            "loop / scan",
+        ],
         rows,
     )
     return table, results
@@ -238,13 +252,15 @@ def hessian_table(seconds: float, threads: int):
         rows.append([strategy, result["seconds"], result["peak_bytes"] / 2**20])
     exact = matrices["reverse-over-reverse"]
     for row, strategy in zip(rows, STRATEGIES, strict=True):
-        difference = torch.linalg.matrix_norm(matrices[strategy] - exact) / torch.linalg.matrix_norm(
-            exact
-        )
-        row.append(float(difference))
+        difference = torch.linalg.matrix_norm(matrices[strategy] - exact)
+        row.append(float(difference / torch.linalg.matrix_norm(exact)))
     table = markdown_table(
-        ["strategy", "time per Hessian (s)", "peak memory (MiB)",
-         "‖H − H_reverse-over-reverse‖_F / ‖H_reverse-over-reverse‖_F"],
+        [
+            "strategy",
+            "time per Hessian (s)",
+            "peak memory (MiB)",
+            "‖H − H_reverse-over-reverse‖_F / ‖H_reverse-over-reverse‖_F",
+        ],
         rows,
     )
     return table
@@ -296,9 +312,13 @@ def optimiser_tables(adam_iterations: int, adam_lr: float, seconds: float | None
             iteration, elapsed = first_within(result.history, threshold)
             reached[name] = (iteration, elapsed)
             speed_rows.append(
-                [target_name, name, result.esr,
-                 iteration if iteration is not None else f"not within {result.iterations}",
-                 elapsed if elapsed is not None else f"> {result.seconds:.3g}"]
+                [
+                    target_name,
+                    name,
+                    result.esr,
+                    iteration if iteration is not None else f"not within {result.iterations}",
+                    elapsed if elapsed is not None else f"> {result.seconds:.3g}",
+                ]
             )
         adam_name = f"Adam (lr {adam_lr:g})"
         adam_iteration, adam_time = reached[adam_name]
@@ -313,8 +333,13 @@ def optimiser_tables(adam_iterations: int, adam_lr: float, seconds: float | None
         time_ratio = adam_time / newton_time
         speed_ok.append(iteration_ratio >= 10 and time_ratio >= 3)
         speed_rows.append(
-            [target_name, "Adam / Newton (autodiff)", "",
-             f"{bound}{iteration_ratio:.3g}", f"{bound}{time_ratio:.3g}"]
+            [
+                target_name,
+                "Adam / Newton (autodiff)",
+                "",
+                f"{bound}{iteration_ratio:.3g}",
+                f"{bound}{time_ratio:.3g}",
+            ]
         )
 
         newton = fits["Newton (autodiff)"]
@@ -324,22 +349,42 @@ def optimiser_tables(adam_iterations: int, adam_lr: float, seconds: float | None
         parameter_error = ""
         if target_name.endswith("_self"):
             truth = settings_file[target_name]
-            parameter_error = ", ".join(
-                f"{name} {abs(getattr(newton.settings, name) - value) / abs(value):.1e}"
-                for name, value in truth.items()
-            ) + " (relative)"
+            parameter_error = (
+                ", ".join(
+                    f"{name} {abs(getattr(newton.settings, name) - value) / abs(value):.1e}"
+                    for name, value in truth.items()
+                )
+                + " (relative)"
+            )
         quality_rows.append(
-            [target_name, description, newton.esr, loudness_error_lu(predicted, target),
-             gain_reduction_error_db(audio, predicted, target), parameter_error or "unknown"]
+            [
+                target_name,
+                description,
+                newton.esr,
+                loudness_error_lu(predicted, target),
+                gain_reduction_error_db(audio, predicted, target),
+                parameter_error or "unknown",
+            ]
         )
     speed = markdown_table(
-        ["target", "method", "final ESR", "iterations to within 1 % of best ESR",
-         "time to within 1 % (s)"],
+        [
+            "target",
+            "method",
+            "final ESR",
+            "iterations to within 1 % of best ESR",
+            "time to within 1 % (s)",
+        ],
         speed_rows,
     )
     quality = markdown_table(
-        ["target", "unit", "ESR", "loudness error (LU)", "gain-reduction error (dB)",
-         "parameter error"],
+        [
+            "target",
+            "unit",
+            "ESR",
+            "loudness error (LU)",
+            "gain-reduction error (dB)",
+            "parameter error",
+        ],
         quality_rows,
     )
     return speed, quality, all(speed_ok)
@@ -347,8 +392,12 @@ def optimiser_tables(adam_iterations: int, adam_lr: float, seconds: float | None
 
 def main() -> None:
     parser = build_parser(__doc__.splitlines()[0], "audio.md")
-    parser.add_argument("--hessian-seconds", type=float, default=60.0,
-                        help="audio length of the Hessian timings (default 60 s)")
+    parser.add_argument(
+        "--hessian-seconds",
+        type=float,
+        default=60.0,
+        help="audio length of the Hessian timings (default 60 s)",
+    )
     parser.add_argument("--adam-lr", type=float, default=0.1, help="Adam's learning rate")
     parser.add_argument("--adam-iterations", type=int, default=200, help="Adam's iterations")
     args = parser.parse_args()
@@ -389,10 +438,14 @@ def main() -> None:
             markdown_table(
                 ["target", "result"],
                 [
-                    [f"gain smoother faster than torchcomp at {longest:g} s",
-                     verdict(smoother_passed)],
-                    ["Newton ≥ 10× fewer iterations and ≥ 3× less time than Adam on every target",
-                     verdict(speed_passed)],
+                    [
+                        f"gain smoother faster than torchcomp at {longest:g} s",
+                        verdict(smoother_passed),
+                    ],
+                    [
+                        "Newton ≥ 10× fewer iterations and ≥ 3× less time than Adam on every target",
+                        verdict(speed_passed),
+                    ],
                 ],
             ),
             "",
