@@ -443,7 +443,7 @@ def main() -> None:
                         verdict(smoother_passed),
                     ],
                     [
-                        "Newton ≥ 10× fewer iterations and ≥ 3× less time than Adam on every target",
+                        "Newton ≥ 10× fewer iterations, ≥ 3× less time than Adam, every target",
                         verdict(speed_passed),
                     ],
                 ],
