@@ -252,43 +252,60 @@ def attack_decisions(
     """
     with torch.no_grad():
         reduction = reduction.detach().to(torch.float64)
-        batch, length = reduction.shape
+        batch = reduction.shape[0]
         alpha_attack = alpha_attack.detach().to(reduction.dtype).reshape(-1, 1).expand(batch, 1)
         alpha_release = alpha_release.detach().to(reduction.dtype).reshape(-1, 1).expand(batch, 1)
-        previous_target = torch.cat([torch.zeros_like(reduction[:, :1]), reduction[:, :-1]], dim=1)
-        attack = reduction > previous_target
+        # Rows are settled one at a time, because a round can only move on to
+        # the first sample that changed in any row, which would make every row
+        # wait for the slowest.
+        rows = [
+            _row_decisions(reduction[row : row + 1], alpha_attack[row], alpha_release[row])
+            for row in range(batch)
+        ]
+    return torch.cat(rows, dim=0)
 
-        start = 0
-        window = SEQUENTIAL_WINDOW
-        state = torch.zeros_like(reduction[:, 0])
-        while start < length:
-            part_attack = attack[:, start:]
-            part_reduction = reduction[:, start:]
-            alpha = torch.where(part_attack, alpha_attack, alpha_release)
-            smoothed = scan(1.0 - alpha, alpha * part_reduction, state)
-            previous = torch.cat([state.unsqueeze(1), smoothed[:, :-1]], dim=1)
-            updated = part_reduction > previous
-            changed = (updated != part_attack).any(dim=0)
-            if not bool(changed.any()):
-                break
-            first = int(torch.nonzero(changed)[0, 0])
-            attack[:, start:] = updated
-            state = previous[:, first]
-            start += first
-            if first >= MIN_SCAN_PROGRESS:
-                continue
 
-            stop = min(start + window, length)
-            smoothed_window, attack_window = sequential_smoothing(
-                reduction[:, start:stop].cpu().numpy(),
-                alpha_attack[:, 0].cpu().numpy(),
-                alpha_release[:, 0].cpu().numpy(),
-                initial=state.cpu().numpy(),
-            )
-            attack[:, start:stop] = torch.from_numpy(attack_window).to(attack.device)
-            state = torch.from_numpy(smoothed_window[:, -1]).to(state)
-            start = stop
-            window *= 2
+def _row_decisions(
+    reduction: torch.Tensor, alpha_attack: torch.Tensor, alpha_release: torch.Tensor
+) -> torch.Tensor:
+    """Return the decisions of :func:`attack_decisions` for one float64 row (1, time)."""
+    length = reduction.shape[1]
+    alpha_attack = alpha_attack.reshape(1, 1)
+    alpha_release = alpha_release.reshape(1, 1)
+    previous_target = torch.cat([torch.zeros_like(reduction[:, :1]), reduction[:, :-1]], dim=1)
+    attack = reduction > previous_target
+
+    start = 0
+    window = SEQUENTIAL_WINDOW
+    state = torch.zeros_like(reduction[:, 0])
+    while start < length:
+        part_attack = attack[:, start:]
+        part_reduction = reduction[:, start:]
+        alpha = torch.where(part_attack, alpha_attack, alpha_release)
+        smoothed = scan(1.0 - alpha, alpha * part_reduction, state)
+        previous = torch.cat([state.unsqueeze(1), smoothed[:, :-1]], dim=1)
+        updated = part_reduction > previous
+        changed = (updated != part_attack).any(dim=0)
+        if not bool(changed.any()):
+            break
+        first = int(torch.nonzero(changed)[0, 0])
+        attack[:, start:] = updated
+        state = previous[:, first]
+        start += first
+        if first >= MIN_SCAN_PROGRESS:
+            continue
+
+        stop = min(start + window, length)
+        smoothed_window, attack_window = sequential_smoothing(
+            reduction[:, start:stop].cpu().numpy(),
+            alpha_attack[:, 0].cpu().numpy(),
+            alpha_release[:, 0].cpu().numpy(),
+            initial=state.cpu().numpy(),
+        )
+        attack[:, start:stop] = torch.from_numpy(attack_window).to(attack.device)
+        state = torch.from_numpy(smoothed_window[:, -1]).to(state)
+        start = stop
+        window *= 2
     return attack
 
 

@@ -17,6 +17,10 @@ that both filters agree.
 The optional spectral term adds, for each of several STFT sizes
 (``torchaudio.transforms.Spectrogram``), the mean squared difference of the
 log magnitudes, times ``spectral_weight``.
+
+NOTE: the spectral term has local minima. From a distant start, Gauss-Newton
+on a 0.3 s self-rendered signal stopped at an ESR of 1.5e-3 with it, where
+the waveform loss alone recovers the settings.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ def test_failed_export_writes_no_preset(pair, tmp_path):
     result = run(
         "match", quiet_input, target, "--hessian", "gauss-newton", "--export", folder / "fit.fxp"
     )
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert "lies outside the preset's range" in result.output
     assert "No file was written" in result.output
     assert list(folder.iterdir()) == []
 

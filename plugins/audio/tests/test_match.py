@@ -165,3 +165,21 @@ def test_every_strategy_is_listed():
         "gauss-newton",
         "finite-difference",
     }
+
+
+def test_spectral_loss_strategies_agree():
+    audio, target = rendered_pair(seconds=0.1)
+    objective = build_objective(audio, target, loss="spectral")
+    raw = TRUE.to_raw() + torch.tensor([0.2, -0.3, 0.4, -0.2, 0.1], dtype=torch.float64)
+    attack = objective.decisions(raw)
+    reverse = curvature_at(objective, raw, attack, "reverse-over-reverse").to_dense()
+    forward = curvature_at(objective, raw, attack, "forward-over-reverse").to_dense()
+    differences = curvature_at(objective, raw, attack, "finite-difference").to_dense()
+    assert torch.allclose(forward, reverse, rtol=1e-8, atol=1e-10)
+    assert torch.allclose(differences, reverse, rtol=1e-4, atol=1e-6)
+
+
+def test_spectral_loss_is_zero_at_truth():
+    audio, target = rendered_pair(seconds=0.1)
+    objective = build_objective(audio, target, loss="spectral")
+    assert float(objective.loss(TRUE.to_raw())) < 1e-10
