@@ -27,6 +27,10 @@ def write_match_plot(
     Left: the fitted static curve (gain in dB against input level, make-up
     included) over the target's measured frame gains. Right: the measured
     frame gain of the target and of the fitted compressor over time.
+
+    Frames sit at their RMS level, while a peak detector reads the peak, so
+    with the peak detector the points lie left of the curve by about the
+    signal's crest factor.
     """
     import matplotlib
 
