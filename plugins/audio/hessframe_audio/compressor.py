@@ -231,7 +231,7 @@ def attack_decisions(
     with the current decisions, recomputes them from the scanned states, and
     finds the first sample where they changed. Every decision before it is
     consistent with states that only depend on earlier decisions, so it and
-    the state entering it are final; the next scan starts there. When a round
+    the state entering it are final. The next scan starts there. When a round
     advances fewer than :data:`MIN_SCAN_PROGRESS` samples, the next
     ``window`` samples are decided by the sequential loop and ``window``
     doubles, which bounds the number of rounds by O(log N) slow ones plus the

@@ -209,7 +209,7 @@ def vstpreset_to_settings(data: bytes) -> tuple[CompressorSettings, str]:
     (parameter_count,) = struct.unpack_from("<i", state, 0)
     if parameter_count != len(PARAMETER_NAMES) or size != 4 + 8 * parameter_count:
         raise InvalidArgumentError(
-            f"VST3 preset component state holds {parameter_count} parameters in {size} bytes; "
+            f"VST3 preset component state contains {parameter_count} parameters in {size} bytes; "
             f"this compressor's state is {len(PARAMETER_NAMES)} float64 values"
         )
     values = list(struct.unpack_from(f"<{parameter_count}d", state, 4))
@@ -245,7 +245,7 @@ def fxp_to_settings(data: bytes) -> tuple[CompressorSettings, str, str]:
     (byte_size,) = struct.unpack_from(">i", data, 4)
     if byte_size != len(data) - 8:
         raise InvalidArgumentError(
-            f"FXP byte size field says {byte_size} bytes follow, the file has {len(data) - 8}"
+            f"FXP byte-size field is {byte_size}, but {len(data) - 8} bytes follow it; the file is damaged"
         )
     if data[8:12] != b"FxCk":
         raise InvalidArgumentError(f"FXP program is {data[8:12]!r}, not a parameter program 'FxCk'")
@@ -253,7 +253,7 @@ def fxp_to_settings(data: bytes) -> tuple[CompressorSettings, str, str]:
     (count,) = struct.unpack_from(">i", data, 24)
     if len(data) != 56 + 4 * count:
         raise InvalidArgumentError(
-            f"FXP program declares {count} parameters but holds {(len(data) - 56) // 4}"
+            f"FXP program declares {count} parameters but contains {(len(data) - 56) // 4}"
         )
     name = data[28:56].split(b"\0", 1)[0].decode("ascii", errors="replace")
     values = list(struct.unpack_from(f">{count}f", data, 56))

@@ -66,8 +66,8 @@ ARMIJO = 1e-4
 MAX_BACKTRACKS = 12
 #: λ is at least this share of the largest |eigenvalue| once damping is needed.
 MIN_RELATIVE_DAMPING = 1e-6
-#: Largest norm of a step in raw units (10 dB of threshold, a factor e of
-#: ratio − 1); longer Newton steps are shortened to it, a trust radius.
+#: Largest norm of a step in raw units, the trust radius. One raw unit is 10 dB
+#: of threshold or a factor e of ratio − 1. Longer Newton steps are shortened to it.
 MAX_STEP_NORM = 2.0
 #: Failed steps in a row after which the fit stops.
 MAX_FAILED_STEPS = 6

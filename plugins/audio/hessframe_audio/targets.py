@@ -87,7 +87,7 @@ def render_optical_leveller(audio: Audio, settings: OpticalLevellerSettings | No
 
     The reduction R (dB) is the sum of a fast part F and a slow part S. At
     each sample the output y = x·10^(−R/20) is formed first, and its peak
-    level (maximum over channels) gives the wanted reduction
+    level (maximum over channels) gives the requested reduction
     W = max(0, (L_y + R − T)(1 − 1/ratio)), where L_y + R is the level the
     unit would see without reduction. If W > R, F moves towards W − S with the
     attack coefficient; otherwise F decays with the fast release and S with
@@ -117,13 +117,13 @@ def render_optical_leveller(audio: Audio, settings: OpticalLevellerSettings | No
         gain = 10.0 ** (-reduction / 20.0)
         gains[n] = gain
         level_db = 20.0 * math.log10(max(peak * gain, 1e-10))
-        wanted = max(0.0, (level_db + reduction - threshold) * slope)
-        if wanted > reduction:
-            fast += attack * (wanted - reduction)
+        requested = max(0.0, (level_db + reduction - threshold) * slope)
+        if requested > reduction:
+            fast += attack * (requested - reduction)
         else:
             fast -= fast_release * fast
             slow -= slow_release * slow
-        if wanted > 0:
+        if requested > 0:
             moved = charge * fast
             fast -= moved
             slow += moved

@@ -104,7 +104,7 @@ def test_truncated_vstpreset_is_rejected():
 
 def test_fxp_with_wrong_size_is_rejected():
     data = settings_to_fxp(SETTINGS)
-    with pytest.raises(InvalidArgumentError, match="byte size field"):
+    with pytest.raises(InvalidArgumentError, match="byte-size field is"):
         fxp_to_settings(data + b"\0\0\0\0")
 
 
