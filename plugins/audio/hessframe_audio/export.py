@@ -245,7 +245,8 @@ def fxp_to_settings(data: bytes) -> tuple[CompressorSettings, str, str]:
     (byte_size,) = struct.unpack_from(">i", data, 4)
     if byte_size != len(data) - 8:
         raise InvalidArgumentError(
-            f"FXP byte-size field is {byte_size}, but {len(data) - 8} bytes follow it; the file is damaged"
+            f"FXP byte-size field is {byte_size}, but {len(data) - 8} bytes follow it; "
+            "the file is damaged"
         )
     if data[8:12] != b"FxCk":
         raise InvalidArgumentError(f"FXP program is {data[8:12]!r}, not a parameter program 'FxCk'")
