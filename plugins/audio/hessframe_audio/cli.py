@@ -51,6 +51,8 @@ def _check_preset_path(
         )
     if not value.parent.is_dir():
         raise click.BadParameter(f"folder {str(value.parent)!r} does not exist")
+    if value.is_dir():
+        raise click.BadParameter(f"{str(value)!r} is a folder; pass a file name")
     return value
 
 

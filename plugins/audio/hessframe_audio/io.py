@@ -69,6 +69,8 @@ def read_audio(path: str | os.PathLike[str], argument: str = "path") -> Audio:
             samples, or fails :func:`check_audio`. The message names ``argument``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InvalidArgumentError(f"{argument}: {str(path)!r} is a folder; pass an audio file")
     if not path.is_file():
         raise InvalidArgumentError(f"{argument}: file {str(path)!r} does not exist")
     try:

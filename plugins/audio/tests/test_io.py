@@ -114,3 +114,8 @@ def test_mono_against_stereo_is_refused():
     stereo = varied_level_signal(0.1, channels=2)
     with pytest.raises(InvalidArgumentError, match="2 channel\\(s\\) but the input"):
         align_pair(mono, stereo)
+
+
+def test_folder_is_rejected_as_folder(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="is a folder"):
+        read_audio(tmp_path, argument="INPUT")
