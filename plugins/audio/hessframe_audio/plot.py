@@ -43,10 +43,10 @@ def write_match_plot(
     """Draw the match and write it as an image (PNG, PDF or SVG by suffix) through a temporary file.
 
     Left: the fitted static curve (gain in dB against the detected level,
-    make-up included) over the target's measured frame gains, each placed at
-    the highest level the fitted compressor's detector reads in that frame
-    (:func:`frame_detector_level_db`), which is the level its gain computer
-    acts on. Right: the measured frame gain of the target and of the fitted
+    make-up included) over the target's measured frame gains. Each frame sits
+    at the highest level the fitted compressor's detector reads in it
+    (:func:`frame_detector_level_db`), the level its gain computer acts on.
+    Right: the measured frame gain of the target and of the fitted
     compressor over time.
     """
     import matplotlib
