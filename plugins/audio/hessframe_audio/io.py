@@ -163,8 +163,14 @@ def align_pair(input_audio: Audio, target: Audio, *, resample: bool = True) -> t
     Raises:
         InvalidArgumentError: Channel counts differ, rates differ and
             ``resample`` is False, or lengths differ by more than the two
-            samples that resampling may round.
+            samples that resampling may round, or either is not :class:`Audio`.
     """
+    for argument, audio in (("input_audio", input_audio), ("target", target)):
+        if not isinstance(audio, Audio):
+            raise InvalidArgumentError(
+                f"{argument} must be an Audio (samples of shape (channels, time) and their "
+                f"sample rate), got {type(audio).__name__}"
+            )
     if input_audio.channels != target.channels:
         raise InvalidArgumentError(
             f"target: {target.name} has {target.channels} channel(s) but the input "
