@@ -51,6 +51,8 @@ def _check_preset_path(
         )
     if not value.parent.is_dir():
         raise click.BadParameter(f"folder {str(value.parent)!r} does not exist")
+    if value.is_dir():
+        raise click.BadParameter(f"{str(value)!r} is a folder; pass a file name")
     return value
 
 
@@ -67,8 +69,7 @@ def _check_plot_path(
 
 
 def _reject_negative(context: click.Context, parameter: click.Parameter, value: float) -> float:
-    reject_non_finite(context, parameter, value)
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise click.BadParameter(f"must be a finite number ≥ 0, got {value}")
     return value
 

@@ -29,6 +29,7 @@ that provably returns the decisions of the sequential loop.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -94,7 +95,7 @@ class CompressorSettings:
     def __post_init__(self) -> None:
         for name in PARAMETER_NAMES:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not _is_number(value):
                 raise InvalidArgumentError(f"{name} must be a number, got {type(value).__name__}")
             if not math.isfinite(value):
                 raise InvalidArgumentError(f"{name} must be finite, got {value}")
@@ -408,10 +409,10 @@ class Compressor:
             )
         if detector not in DETECTORS:
             raise InvalidArgumentError(f"detector must be one of {DETECTORS}, got {detector!r}")
-        if not (math.isfinite(knee_db) and knee_db >= 0):
-            raise InvalidArgumentError(f"knee_db must be a finite number ≥ 0, got {knee_db}")
-        if not (math.isfinite(rms_ms) and rms_ms > 0):
-            raise InvalidArgumentError(f"rms_ms must be a finite positive number, got {rms_ms}")
+        if not (_is_number(knee_db) and math.isfinite(knee_db) and knee_db >= 0):
+            raise InvalidArgumentError(f"knee_db must be a finite number ≥ 0, got {knee_db!r}")
+        if not (_is_number(rms_ms) and math.isfinite(rms_ms) and rms_ms > 0):
+            raise InvalidArgumentError(f"rms_ms must be a finite positive number, got {rms_ms!r}")
         self.sample_rate = sample_rate
         self.detector = detector
         self.knee_db = float(knee_db)
@@ -485,10 +486,26 @@ class Compressor:
 
     def process(self, samples: torch.Tensor, settings: CompressorSettings) -> torch.Tensor:
         """Compress samples (batch, channels, time) or (channels, time) with physical settings."""
+        if not isinstance(samples, torch.Tensor) or samples.ndim not in (2, 3):
+            raise InvalidArgumentError(
+                "samples must be a tensor of shape (channels, time) or (batch, channels, time), "
+                f"got {_describe(samples)}"
+            )
+        if not samples.is_floating_point():
+            raise InvalidArgumentError(f"samples must be floating point, got {samples.dtype}")
+        if not isinstance(settings, CompressorSettings):
+            raise InvalidArgumentError(
+                f"settings must be CompressorSettings, got {type(settings).__name__}"
+            )
         raw = settings.to_raw(samples.dtype).to(samples.device)
         if samples.ndim == 2:
             return self.apply(samples.unsqueeze(0), raw)[0]
         return self.apply(samples, raw)
+
+
+def _is_number(value: Any) -> bool:
+    """True for a real number (also NumPy's), False for bools and everything else."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _describe(value: Any) -> str:

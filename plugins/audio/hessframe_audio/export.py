@@ -179,8 +179,13 @@ def vstpreset_to_settings(data: bytes) -> tuple[CompressorSettings, str]:
     Raises:
         InvalidArgumentError: The bytes are not a VST3 preset of this layout.
     """
-    if len(data) < VST3_HEADER_SIZE or data[:4] != b"VST3":
+    if data[:4] != b"VST3":
         raise InvalidArgumentError("not a VST3 preset: the file does not start with 'VST3'")
+    if len(data) < VST3_HEADER_SIZE:
+        raise InvalidArgumentError(
+            f"VST3 preset is truncated: {len(data)} bytes, shorter than its "
+            f"{VST3_HEADER_SIZE}-byte header"
+        )
     (version,) = struct.unpack_from("<i", data, 4)
     class_id = data[8:40].decode("ascii", errors="replace")
     (list_offset,) = struct.unpack_from("<q", data, 40)
@@ -240,8 +245,12 @@ def settings_to_fxp(
 
 def fxp_to_settings(data: bytes) -> tuple[CompressorSettings, str, str]:
     """Read settings, plugin ID and program name back from :func:`settings_to_fxp` bytes."""
-    if len(data) < 60 or data[:4] != b"CcnK":
+    if data[:4] != b"CcnK":
         raise InvalidArgumentError("not an FXP program: the file does not start with 'CcnK'")
+    if len(data) < 56:
+        raise InvalidArgumentError(
+            f"FXP program is truncated: {len(data)} bytes, shorter than its 56-byte header"
+        )
     (byte_size,) = struct.unpack_from(">i", data, 4)
     if byte_size != len(data) - 8:
         raise InvalidArgumentError(
@@ -277,8 +286,16 @@ def write_settings(
         InvalidArgumentError: The format is unknown or a value is outside the
             preset's range; nothing is written then.
     """
+    if not isinstance(settings, CompressorSettings):
+        raise InvalidArgumentError(
+            f"settings must be CompressorSettings, got {type(settings).__name__}"
+        )
     path = Path(path)
     format = format or _format_from_suffix(path)
+    if not path.parent.is_dir():
+        raise InvalidArgumentError(f"path: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise InvalidArgumentError(f"path: {str(path)!r} is a folder; pass a file name")
     if format not in FORMATS:
         raise InvalidArgumentError(f"format must be one of {FORMATS}, got {format!r}")
     writers: dict[str, Callable[[], bytes]] = {

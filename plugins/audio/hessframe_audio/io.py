@@ -69,6 +69,8 @@ def read_audio(path: str | os.PathLike[str], argument: str = "path") -> Audio:
             samples, or fails :func:`check_audio`. The message names ``argument``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InvalidArgumentError(f"{argument}: {str(path)!r} is a folder; pass an audio file")
     if not path.is_file():
         raise InvalidArgumentError(f"{argument}: file {str(path)!r} does not exist")
     try:
@@ -83,12 +85,19 @@ def read_audio(path: str | os.PathLike[str], argument: str = "path") -> Audio:
     return audio
 
 
-def check_audio(audio: Audio, argument: str = "audio") -> None:
+def check_audio(audio: Audio, argument: str = "audio", *, levels: bool = True) -> None:
     """Raise InvalidArgumentError for empty, non-finite, out-of-range or silent audio.
 
     Clipping (more than 0.1 % of the samples at full scale) is logged as a
     warning, because a clipped recording can still be matched, less well.
+    ``levels=False`` skips the full-scale and clipping checks, for audio
+    already checked (a resampled target may overshoot full scale slightly).
     """
+    if not isinstance(audio, Audio):
+        raise InvalidArgumentError(
+            f"{argument} must be an Audio (samples of shape (channels, time) and their sample "
+            f"rate), got {type(audio).__name__}; read files with hessframe_audio.read_audio"
+        )
     samples = audio.samples
     if not isinstance(samples, torch.Tensor) or samples.ndim != 2:
         raise InvalidArgumentError(
@@ -105,6 +114,10 @@ def check_audio(audio: Audio, argument: str = "audio") -> None:
         raise InvalidArgumentError(
             f"{argument}: sample rate must be positive, got {audio.sample_rate} Hz"
         )
+    if not samples.is_floating_point():
+        raise InvalidArgumentError(
+            f"{argument}: samples must be floating point in [-1, 1], got {samples.dtype}"
+        )
     finite = torch.isfinite(samples)
     if not bool(finite.all()):
         count = int((~finite).sum())
@@ -113,7 +126,7 @@ def check_audio(audio: Audio, argument: str = "audio") -> None:
             "repair or re-export the file"
         )
     peak = float(samples.abs().max())
-    if peak > 1.0 + FULL_SCALE_MARGIN:
+    if levels and peak > 1.0 + FULL_SCALE_MARGIN:
         raise InvalidArgumentError(
             f"{argument}: {audio.name} has samples up to {peak:.3g}, beyond full scale [-1, 1]; "
             "normalise it first"
@@ -124,7 +137,7 @@ def check_audio(audio: Audio, argument: str = "audio") -> None:
             f"{_db(SILENCE_PEAK)} dBFS); a compressor cannot be matched on silence"
         )
     clipped = float((samples.abs() >= 1.0 - FULL_SCALE_MARGIN).float().mean())
-    if clipped > CLIPPED_SHARE:
+    if levels and clipped > CLIPPED_SHARE:
         logger.warning(
             "%s: %.2f %% of the samples of %s are at full scale, so it is probably clipped; "
             "the match will fit the clipped waveform",
@@ -150,8 +163,14 @@ def align_pair(input_audio: Audio, target: Audio, *, resample: bool = True) -> t
     Raises:
         InvalidArgumentError: Channel counts differ, rates differ and
             ``resample`` is False, or lengths differ by more than the two
-            samples that resampling may round.
+            samples that resampling may round, or either is not :class:`Audio`.
     """
+    for argument, audio in (("input_audio", input_audio), ("target", target)):
+        if not isinstance(audio, Audio):
+            raise InvalidArgumentError(
+                f"{argument} must be an Audio (samples of shape (channels, time) and their "
+                f"sample rate), got {type(audio).__name__}"
+            )
     if input_audio.channels != target.channels:
         raise InvalidArgumentError(
             f"target: {target.name} has {target.channels} channel(s) but the input "

@@ -40,7 +40,7 @@ from hessframe.curvature import (
 from hessframe.curvature.autodiff import FORWARD_OVER_REVERSE, REVERSE_OVER_REVERSE
 from hessframe.errors import InvalidArgumentError, NonFiniteError
 from hessframe_audio.compressor import Compressor, CompressorSettings
-from hessframe_audio.io import Audio
+from hessframe_audio.io import Audio, check_audio
 from hessframe_audio.loss import MatchObjective
 
 logger = logging.getLogger(__name__)
@@ -138,13 +138,23 @@ def build_objective(
     """Return the float64 objective of matching ``target`` from ``input_audio``.
 
     Raises:
-        InvalidArgumentError: The pair differs in shape or sample rate (use
+        InvalidArgumentError: Either is not :class:`Audio`, or is empty,
+            silent or not finite (:func:`hessframe_audio.io.check_audio`), the
+            pair differs in shape or sample rate (use
             :func:`hessframe_audio.io.align_pair` first), or an option is invalid.
     """
+    check_audio(input_audio, "input_audio", levels=False)
+    check_audio(target, "target", levels=False)
     if input_audio.sample_rate != target.sample_rate:
         raise InvalidArgumentError(
             f"target sample rate {target.sample_rate} Hz differs from the input's "
             f"{input_audio.sample_rate} Hz; align them with hessframe_audio.io.align_pair"
+        )
+    if target.samples.shape != input_audio.samples.shape:
+        raise InvalidArgumentError(
+            f"target has shape (channels, time) {tuple(target.samples.shape)} but the input has "
+            f"{tuple(input_audio.samples.shape)}; pass a target rendered from this input "
+            "(hessframe_audio.io.align_pair checks and trims a pair)"
         )
     compressor = Compressor(input_audio.sample_rate, detector=detector, knee_db=knee_db)
     return MatchObjective(
@@ -470,6 +480,10 @@ def match(
     """
     if optimizer not in OPTIMIZERS:
         raise InvalidArgumentError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if start is not None and not isinstance(start, CompressorSettings):
+        raise InvalidArgumentError(
+            f"start must be CompressorSettings or None, got {type(start).__name__}"
+        )
     objective = build_objective(input_audio, target, detector=detector, knee_db=knee_db, loss=loss)
     start_raw = (DEFAULT_START if start is None else start).to_raw()
     if optimizer == "newton":

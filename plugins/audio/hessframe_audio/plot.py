@@ -14,6 +14,24 @@ from hessframe_audio.io import Audio
 from hessframe_audio.metrics import FRAME_MS, GATE_DB, frame_gain_db
 
 
+def frame_detector_level_db(
+    compressor: Compressor, audio: Audio, frame_ms: float = FRAME_MS
+) -> np.ndarray:
+    """Return the highest level in dBFS that ``compressor``'s detector reads in each frame.
+
+    The frames are those of :func:`~hessframe_audio.metrics.frame_gain_db`.
+    With a fast attack the smoothed gain follows these maxima, so a frame's
+    measured gain lies on the static curve at this level. The frame's RMS
+    lies below it by the crest factor (3 dB for a sine), which would shift
+    the points off the curve.
+    """
+    frame = max(1, round(audio.sample_rate * frame_ms / 1000))
+    with torch.no_grad():
+        level = compressor.level_db(audio.samples.to(torch.float64).unsqueeze(0))[0]
+    count = level.shape[-1] // frame
+    return level[: count * frame].reshape(count, frame).amax(dim=1).cpu().numpy()
+
+
 def write_match_plot(
     path: str | os.PathLike[str],
     input_audio: Audio,
@@ -24,13 +42,12 @@ def write_match_plot(
 ) -> Path:
     """Draw the match and write it as an image (PNG, PDF or SVG by suffix) through a temporary file.
 
-    Left: the fitted static curve (gain in dB against input level, make-up
-    included) over the target's measured frame gains. Right: the measured
-    frame gain of the target and of the fitted compressor over time.
-
-    Frames sit at their RMS level, while a peak detector reads the peak, so
-    with the peak detector the points lie left of the curve by about the
-    signal's crest factor.
+    Left: the fitted static curve (gain in dB against the detected level,
+    make-up included) over the target's measured frame gains. Each frame sits
+    at the highest level the fitted compressor's detector reads in it
+    (:func:`frame_detector_level_db`), the level its gain computer acts on.
+    Right: the measured frame gain of the target and of the fitted
+    compressor over time.
     """
     import matplotlib
 
@@ -40,6 +57,7 @@ def write_match_plot(
     path = Path(path)
     level, target_gain = frame_gain_db(input_audio, target)
     _, predicted_gain = frame_gain_db(input_audio, predicted)
+    detected = frame_detector_level_db(compressor, input_audio)
     keep = level > GATE_DB
     times = np.arange(level.size) * FRAME_MS / 1000
 
@@ -48,9 +66,9 @@ def write_match_plot(
     curve = curve.numpy() + settings.makeup_db
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.scatter(level[keep], target_gain[keep], s=4, alpha=0.4, label="target, 10 ms frames")
+    left.scatter(detected[keep], target_gain[keep], s=4, alpha=0.4, label="target, 10 ms frames")
     left.plot(levels.numpy(), curve, color="C3", label="fitted static curve")
-    left.set_xlabel("input level (dBFS)")
+    left.set_xlabel(f"detected input level, {compressor.detector} (dBFS)")
     left.set_ylabel("gain (dB)")
     left.set_title("static gain")
     left.legend()

@@ -1,10 +1,13 @@
 """Units to match: Spotify's pedalboard compressor and a simulated optical levelling amplifier.
 
-- :func:`render_pedalboard` runs ``pedalboard.Compressor`` (JUCE's
-  ``dsp::Compressor``: a peak ballistics filter on the level, then a hard-knee
-  gain computer) followed by ``pedalboard.Gain`` for the make-up gain. Its
-  smoothing acts on the level, not on the gain, so this package's model
-  matches it closely but not exactly.
+- :func:`render_pedalboard` runs ``pedalboard.Compressor`` followed by
+  ``pedalboard.Gain`` for the make-up gain. The compressor is JUCE's
+  ``dsp::Compressor``: a peak ballistics filter on the level of each channel
+  separately, then a hard-knee gain computer. The filter's coefficient is
+  exp(−2π·1000 / (t_ms·f_s)), a time constant of t_ms/2π, where this
+  package's rise time t_ms is a time constant of t_ms/2.2. Its smoothing
+  acts on the level, not on the gain, and its stereo channels are not
+  linked, so this package's model matches it closely but not exactly.
 - :func:`render_optical_leveller` simulates a feedback levelling amplifier
   in the manner of an electro-optical unit: the detector reads the output,
   the gain reduction attacks in about 10 ms, and it releases in two stages,

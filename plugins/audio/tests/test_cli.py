@@ -58,6 +58,18 @@ def test_match_adam_runs(pair):
     assert json.loads(result.output)["iterations"] == 5
 
 
+def test_json_output_of_match_exports_to_fxp(pair, tmp_path):
+    # The README's chain: match --json > fit.json, then export fit.json --format fxp.
+    result = run("match", *pair, "--optimizer", "adam", "--max-iterations", "3", "--json")
+    assert result.exit_code == 0, result.output
+    (tmp_path / "fit.json").write_text(result.output)
+    fxp = tmp_path / "fit.fxp"
+    exported = run("export", tmp_path / "fit.json", "--format", "fxp", "--out", fxp)
+    assert exported.exit_code == 0, exported.output
+    ratio = json.loads(result.output)["settings"]["ratio"]
+    assert read_settings(fxp).ratio == pytest.approx(ratio, rel=1e-5)
+
+
 def test_failed_export_writes_no_preset(pair, tmp_path):
     folder = tmp_path / "presets"
     folder.mkdir()
@@ -125,3 +137,9 @@ def test_export_rejects_unreadable_params(tmp_path):
     result = run("export", source, "--format", "fxp")
     assert result.exit_code == 2
     assert "not valid JSON" in result.output
+
+
+def test_match_rejects_nan_knee_as_not_finite_or_negative(pair):
+    result = run("match", *pair, "--knee-db", "nan")
+    assert result.exit_code == 2
+    assert "must be a finite number ≥ 0, got nan" in result.output

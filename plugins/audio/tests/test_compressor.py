@@ -139,3 +139,34 @@ def test_compressor_rejects_unknown_detector():
 def test_compressor_rejects_bad_sample_rate():
     with pytest.raises(InvalidArgumentError, match="sample_rate must be a positive integer"):
         Compressor(0)
+
+
+def test_settings_accept_numpy_numbers():
+    settings = CompressorSettings(np.float32(-20.0), np.float64(3.0), 10, 150.0, 0.0)
+    assert settings.as_dict()["threshold_db"] == -20.0
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [("knee_db", "3", "knee_db must be a finite number"), ("rms_ms", None, "rms_ms must be")],
+)
+def test_compressor_rejects_non_numeric_options(keyword, value, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        Compressor(SAMPLE_RATE, **{keyword: value})
+
+
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (torch.zeros(100), r"shape \(channels, time\) or \(batch, channels, time\)"),
+        (torch.zeros(1, 100, dtype=torch.int16), "floating point"),
+    ],
+)
+def test_process_rejects_bad_samples(samples, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        Compressor(SAMPLE_RATE).process(samples, SETTINGS)
+
+
+def test_process_rejects_settings_of_wrong_type():
+    with pytest.raises(InvalidArgumentError, match="settings must be CompressorSettings"):
+        Compressor(SAMPLE_RATE).process(torch.zeros(1, 100), SETTINGS.as_dict())

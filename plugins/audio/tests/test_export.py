@@ -125,3 +125,24 @@ def test_json_missing_parameter_is_rejected(tmp_path):
     path.write_text(json.dumps({"threshold_db": -20}))
     with pytest.raises(InvalidArgumentError, match="parameter 'ratio' is missing"):
         read_settings(path)
+
+
+def test_write_to_missing_folder_or_folder_names_path(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        write_settings(tmp_path / "missing" / "preset.json", SETTINGS)
+    (tmp_path / "taken.json").mkdir()
+    with pytest.raises(InvalidArgumentError, match="is a folder"):
+        write_settings(tmp_path / "taken.json", SETTINGS)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken.json"]
+
+
+def test_write_rejects_settings_of_wrong_type(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="settings must be CompressorSettings"):
+        write_settings(tmp_path / "preset.json", SETTINGS.as_dict())
+
+
+def test_short_presets_are_reported_as_truncated():
+    with pytest.raises(InvalidArgumentError, match="VST3 preset is truncated: 30 bytes"):
+        vstpreset_to_settings(settings_to_vstpreset(SETTINGS)[:30])
+    with pytest.raises(InvalidArgumentError, match="FXP program is truncated: 50 bytes"):
+        fxp_to_settings(settings_to_fxp(SETTINGS)[:50])

@@ -114,3 +114,14 @@ def test_mono_against_stereo_is_refused():
     stereo = varied_level_signal(0.1, channels=2)
     with pytest.raises(InvalidArgumentError, match="2 channel\\(s\\) but the input"):
         align_pair(mono, stereo)
+
+
+def test_folder_is_rejected_as_folder(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="is a folder"):
+        read_audio(tmp_path, argument="INPUT")
+
+
+def test_align_pair_rejects_a_path_for_the_target():
+    audio = varied_level_signal(0.05)
+    with pytest.raises(InvalidArgumentError, match="target must be an Audio"):
+        align_pair(audio, "wet.wav")

@@ -157,6 +157,30 @@ def test_match_rejects_unknown_optimizer():
         match(audio, target, optimizer="sgd")
 
 
+@pytest.mark.parametrize(
+    ("make_target", "message"),
+    [
+        (lambda target: target.samples, "target must be an Audio"),
+        (lambda target: Audio(target.samples * float("nan"), SAMPLE_RATE), "NaN or infinite"),
+        (lambda target: Audio(target.samples * 0, SAMPLE_RATE), "target: .* is silent"),
+        (lambda target: Audio(target.samples[:, :100], SAMPLE_RATE), "target has shape"),
+        (lambda target: Audio(target.samples.repeat(2, 1), SAMPLE_RATE), "target has shape"),
+        (lambda target: Audio(target.samples[0], SAMPLE_RATE), r"shape \(channels, time\)"),
+        (lambda target: Audio((target.samples * 100).short(), SAMPLE_RATE), "floating point"),
+    ],
+)
+def test_match_rejects_bad_target_naming_it(make_target, message):
+    audio, target = rendered_pair(seconds=0.1)
+    with pytest.raises(InvalidArgumentError, match=message):
+        match(audio, make_target(target), max_iterations=1)
+
+
+def test_match_rejects_start_that_is_not_settings():
+    audio, target = rendered_pair(seconds=0.1)
+    with pytest.raises(InvalidArgumentError, match="start must be CompressorSettings"):
+        match(audio, target, start=(-20.0, 3.0, 10.0, 150.0, 0.0), max_iterations=1)
+
+
 def test_every_strategy_is_listed():
     assert set(HESSIANS) == {
         "autodiff",

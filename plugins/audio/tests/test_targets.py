@@ -32,6 +32,34 @@ def test_pedalboard_reaches_static_curve_on_steady_tone():
     assert tail_gain_db == pytest.approx(-8.5, abs=0.5)
 
 
+def juce_compressor(samples, rate, threshold_db, ratio, attack_ms, release_ms):
+    """JUCE 7 dsp::Compressor from its source: a peak BallisticsFilter per channel with the
+    coefficient exp(-2π·1000 / (t_ms·f_s)), then gain (envelope / threshold)^(1/ratio - 1)."""
+    attack = np.exp(-2 * np.pi * 1000 / (attack_ms * rate))
+    release = np.exp(-2 * np.pi * 1000 / (release_ms * rate))
+    threshold = 10 ** (threshold_db / 20)
+    output = np.empty(samples.shape)
+    for channel, row in enumerate(samples.astype(np.float64)):
+        envelope = 0.0
+        for n, value in enumerate(row):
+            level = abs(value)
+            envelope = level + (attack if level > envelope else release) * (envelope - level)
+            gain = 1.0 if envelope < threshold else (envelope / threshold) ** (1 / ratio - 1)
+            output[channel, n] = gain * value
+    return output
+
+
+def test_pedalboard_is_juce_ballistics_per_channel_with_two_pi_time_constants():
+    # The two channels differ, so a linked detector would not match.
+    left = tone(-8, 0.05) * torch.linspace(0.1, 1.0, 2205, dtype=torch.float64)
+    right = tone(-14, 0.05).roll(7)
+    audio = Audio(torch.stack([left, right]).float(), SAMPLE_RATE)
+    settings = CompressorSettings(-24.0, 4.0, 3.0, 60.0, 0.0)
+    output = render_pedalboard(audio, settings).samples.numpy()
+    expected = juce_compressor(audio.samples.numpy(), SAMPLE_RATE, -24.0, 4.0, 3.0, 60.0)
+    assert np.abs(output - expected).max() < 1e-5
+
+
 def test_optical_leveller_is_transparent_below_threshold():
     audio = Audio(tone(-40, 0.2).unsqueeze(0), SAMPLE_RATE)
     settings = OpticalLevellerSettings(peak_reduction_db=-20.0, gain_db=3.0)
