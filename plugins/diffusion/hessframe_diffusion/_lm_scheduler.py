@@ -17,11 +17,12 @@ The mixin wraps the base class's ``set_timesteps`` and ``step``:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
 
-from hessframe.errors import InvalidArgumentError
+from hessframe.errors import InvalidArgumentError, NonFiniteError
 from hessframe_diffusion.lm import (
     Evaluation,
     damped_secant_hessian,
@@ -58,6 +59,25 @@ def check_lm_config(
         raise InvalidArgumentError(
             f"prediction_type {prediction_type!r} is not supported by the Levenberg-Marquardt "
             f"schedulers; supported: {', '.join(PREDICTION_TYPES)}"
+        )
+
+
+def check_inference_steps(num_inference_steps: Any, num_train_timesteps: int) -> None:
+    """Raise InvalidArgumentError unless 1 <= ``num_inference_steps`` <= ``num_train_timesteps``.
+
+    diffusers' DDIM divides by zero at 0 steps, and its DPM-Solver accepts 0 or
+    more steps than training time steps and then returns NaN.
+    """
+    if isinstance(num_inference_steps, bool) or not isinstance(
+        num_inference_steps, numbers.Integral
+    ):
+        raise InvalidArgumentError(
+            f"num_inference_steps must be an integer, got {num_inference_steps!r}"
+        )
+    if not 1 <= num_inference_steps <= num_train_timesteps:
+        raise InvalidArgumentError(
+            f"num_inference_steps must be in [1, {num_train_timesteps}] (num_train_timesteps), "
+            f"got {num_inference_steps}"
         )
 
 
@@ -156,6 +176,7 @@ class LevenbergMarquardtMixin:
         if self.config.lm_mix == 0 or previous is None or s <= 0:
             return prev_sample, denoised
 
+        _check_finite(previous, current, timestep)
         alpha_next = 1 / math.sqrt(1 + s_next**2)
         increment = prev_sample.reshape(sample.shape[0], -1).float() / alpha_next - current.y
         directions, curvature = secant_curvature(previous, current)
@@ -176,6 +197,7 @@ class LevenbergMarquardtMixin:
         from diffusers.utils.torch_utils import randn_tensor
 
         previous, self._lm_previous = self._lm_previous, current
+        _check_finite(previous, current, None)
         hessian = None
         if self.config.lm_corrector == "lml" and previous is not None:
             directions, curvature = secant_curvature(previous, current)
@@ -195,3 +217,17 @@ class LevenbergMarquardtMixin:
             damping=self.config.lm_lambda,
         )
         return updated.reshape(sample.shape).to(sample.dtype)
+
+
+def _check_finite(previous: Evaluation | None, current: Evaluation, timestep: int | None) -> None:
+    """Raise NonFiniteError if the sample or the model output of an evaluation is not finite."""
+    for evaluation in (previous, current):
+        if evaluation is None:
+            continue
+        finite = torch.isfinite(evaluation.y).all() & torch.isfinite(evaluation.noise).all()
+        if not bool(finite):
+            where = "" if timestep is None else f" at timestep {timestep}"
+            raise NonFiniteError(
+                f"the sample or the model output contains NaN or infinite values{where}; the "
+                "Levenberg-Marquardt step needs finite values (check the model and its dtype)"
+            )

@@ -17,6 +17,9 @@ from hessframe.clickutils import prepare_output_folder
 
 logger = logging.getLogger(__name__)
 
+#: torch generators take seeds below 2**64.
+MAX_SEED = 2**64 - 1
+
 diffusion_group = click.Group(
     "diffusion",
     help="Diffusion sampling with Levenberg-Marquardt-Langevin schedulers for diffusers models.",
@@ -53,7 +56,7 @@ diffusion_group = click.Group(
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of the initialisation, batches, noise and time steps.",
@@ -130,7 +133,7 @@ def train_digits_command(
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of the initialisation, batch order and shifts.",
@@ -184,7 +187,7 @@ def train_classifier_command(epochs: int, seed: int, out: Path | None) -> None:
 @click.option("--num-images", type=int, default=16, show_default=True, help="Images to sample.")
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of the initial noise and the corrector noise.",
@@ -232,8 +235,10 @@ def sample_command(
     from hessframe.spectrum import write_files_atomically
     from hessframe_diffusion.sampling import (
         SCHEDULERS,
+        check_variance_preserving,
         image_grid_png,
         load_pipeline,
+        predictor_steps,
         sample_images,
     )
 
@@ -261,6 +266,16 @@ def sample_command(
         pipeline = load_pipeline(model)
     except InvalidArgumentError as error:
         raise click.BadParameter(str(error), param_hint="--model") from error
+    try:
+        check_variance_preserving(pipeline.scheduler.config)
+    except InvalidArgumentError as error:
+        raise click.BadParameter(str(error), param_hint="--model") from error
+    try:
+        predictor_steps(
+            scheduler_name, steps, pipeline.scheduler.config.get("num_train_timesteps")
+        )
+    except InvalidArgumentError as error:
+        raise click.BadParameter(str(error), param_hint="--steps") from error
     result = sample_images(
         pipeline,
         scheduler_name,

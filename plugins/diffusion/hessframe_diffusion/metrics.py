@@ -139,7 +139,13 @@ def digit_features(model: DigitsClassifier, images: torch.Tensor) -> np.ndarray:
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Return the Fréchet distance between Gaussians fitted to two feature sets (rows = samples)."""
+    """Return the Fréchet distance between Gaussians fitted to two feature sets (rows = samples).
+
+    Raises:
+        InvalidArgumentError: The sets are not 2-D, differ in their number of
+            features, have fewer than two rows, or hold NaN or infinite values.
+    """
+    features_a, features_b = _check_feature_sets(features_a, features_b)
     mean_a, mean_b = features_a.mean(0), features_b.mean(0)
     cov_a = np.cov(features_a, rowvar=False)
     cov_b = np.cov(features_b, rowvar=False)
@@ -151,7 +157,12 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 
 def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Return the unbiased MMD² estimate with the cubic polynomial kernel (KID)."""
+    """Return the unbiased MMD² estimate with the cubic polynomial kernel (KID).
+
+    Raises:
+        InvalidArgumentError: As :func:`frechet_distance`.
+    """
+    features_a, features_b = _check_feature_sets(features_a, features_b)
     n = features_a.shape[1]
     m_a, m_b = features_a.shape[0], features_b.shape[0]
     if m_a < 2 or m_b < 2:
@@ -162,3 +173,26 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray) ->
     within_a = (k_aa.sum() - np.trace(k_aa)) / (m_a * (m_a - 1))
     within_b = (k_bb.sum() - np.trace(k_bb)) / (m_b * (m_b - 1))
     return float(within_a + within_b - 2 * k_ab.mean())
+
+
+def _check_feature_sets(
+    features_a: np.ndarray, features_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return both sets as float64 arrays, or raise InvalidArgumentError naming the bad one."""
+    arrays = []
+    for name, features in (("features_a", features_a), ("features_b", features_b)):
+        array = np.asarray(features, dtype=np.float64)
+        if array.ndim != 2 or array.shape[0] < 2:
+            raise InvalidArgumentError(
+                f"{name} must be a 2-D array (samples, features) with at least two samples, "
+                f"got shape {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise InvalidArgumentError(f"{name} contains NaN or infinite values")
+        arrays.append(array)
+    if arrays[0].shape[1] != arrays[1].shape[1]:
+        raise InvalidArgumentError(
+            f"features_a and features_b must have the same number of features, got "
+            f"{arrays[0].shape[1]} and {arrays[1].shape[1]}"
+        )
+    return arrays[0], arrays[1]

@@ -53,6 +53,8 @@ class GaussianMixture:
                 f"weights must have shape ({k},) and covariances ({k}, {d}, {d}), got "
                 f"{tuple(weights.shape)} and {tuple(covariances.shape)}"
             )
+        if not (bool(torch.isfinite(means).all()) and bool(torch.isfinite(covariances).all())):
+            raise InvalidArgumentError("means and covariances must be finite")
         if not bool((weights > 0).all()) or abs(float(weights.sum()) - 1) > 1e-9:
             raise InvalidArgumentError("weights must be positive and sum to one")
         if not bool(torch.allclose(covariances, covariances.mT)):
@@ -72,6 +74,7 @@ class GaussianMixture:
 
     def log_density(self, x: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
         """Return log p_t(x) for a batch x of shape (B, d)."""
+        self._check_point(x, alpha, sigma)
         means, covariances = self.noised(alpha, sigma)
         return torch.logsumexp(self._component_log_densities(x, means, covariances), dim=1)
 
@@ -111,6 +114,17 @@ class GaussianMixture:
         solved = torch.linalg.solve(self.covariances[None], difference[..., None])[..., 0]
         return (difference * solved).sum(-1)
 
+    def _check_point(self, x: torch.Tensor, alpha: float, sigma: float) -> None:
+        """Raise InvalidArgumentError unless x is (B, d) and the noise level is valid."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.dim:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InvalidArgumentError(f"x must be a tensor of shape (B, {self.dim}), got {shape}")
+        if not (math.isfinite(alpha) and alpha > 0 and math.isfinite(sigma) and sigma >= 0):
+            raise InvalidArgumentError(
+                f"alpha must be finite and > 0 and sigma finite and >= 0, got alpha={alpha}, "
+                f"sigma={sigma}"
+            )
+
     def _component_log_densities(
         self, x: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor
     ) -> torch.Tensor:
@@ -129,6 +143,7 @@ class GaussianMixture:
         self, x: torch.Tensor, alpha: float, sigma: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return responsibilities (B, K), component scores (B, K, d), precisions (K, d, d)."""
+        self._check_point(x, alpha, sigma)
         x = x.to(torch.float64)
         means, covariances = self.noised(alpha, sigma)
         precisions = torch.linalg.inv(covariances)

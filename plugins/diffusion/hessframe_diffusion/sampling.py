@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hessframe.errors import InvalidArgumentError
+from hessframe.errors import InvalidArgumentError, NonFiniteError
 from hessframe_diffusion.digits import PRETRAINED_DIGITS_PIPELINE
 
 logger = logging.getLogger(__name__)
@@ -73,16 +73,44 @@ def build_scheduler(
     return LMDDIMScheduler.from_config(config, lm_corrector="lml", **lm, **common)
 
 
-def predictor_steps(name: str, evaluations: int) -> int:
+def predictor_steps(name: str, evaluations: int, num_train_timesteps: int | None = None) -> int:
     """Return the ``num_inference_steps`` that spends at most ``evaluations`` network calls.
 
-    A corrector scheduler with N predictor steps makes 2N - 1 calls.
+    A corrector scheduler with N predictor steps makes 2N - 1 calls. With
+    ``num_train_timesteps``, N may not exceed it (the schedulers have no more
+    distinct levels).
+
+    Raises:
+        InvalidArgumentError: ``evaluations`` is below 1, or needs more
+            predictor steps than ``num_train_timesteps``.
     """
     if evaluations < 1:
         raise InvalidArgumentError(f"steps must be >= 1, got {evaluations}")
-    if name in CORRECTOR_SCHEDULERS:
-        return max(1, (evaluations + 1) // 2)
-    return evaluations
+    steps = max(1, (evaluations + 1) // 2) if name in CORRECTOR_SCHEDULERS else evaluations
+    if num_train_timesteps is not None and steps > num_train_timesteps:
+        limit = 2 * num_train_timesteps if name in CORRECTOR_SCHEDULERS else num_train_timesteps
+        raise InvalidArgumentError(
+            f"steps must be at most {limit} for scheduler {name!r} on this pipeline, whose "
+            f"scheduler has {num_train_timesteps} training time steps; got {evaluations}"
+        )
+    return steps
+
+
+def check_variance_preserving(config: Any) -> None:
+    """Raise InvalidArgumentError unless a pipeline's scheduler ``config`` has a β schedule.
+
+    DDIM, DPM-Solver and the LM schedulers are built from the pipeline's
+    scheduler config; without ``beta_schedule`` (a flow-matching or
+    variance-exploding scheduler, say) they would silently fall back to
+    diffusers' default β schedule, which is not the one the model was trained on.
+    """
+    if "beta_schedule" not in config or config.get("use_flow_sigmas", False):
+        raise InvalidArgumentError(
+            f"model: the pipeline's scheduler {config.get('_class_name', '(unnamed)')} has no "
+            "variance-preserving beta schedule (no beta_schedule in its config, or flow "
+            "sigmas); supported: pipelines saved with a DDPM-family scheduler such as "
+            "DDPMScheduler, DDIMScheduler or DPMSolverMultistepScheduler"
+        )
 
 
 def load_pipeline(model: str | Path) -> Any:
@@ -112,7 +140,9 @@ def load_pipeline(model: str | Path) -> Any:
         return DiffusionPipeline.from_pretrained(
             path, local_files_only=True, low_cpu_mem_usage=False
         )
-    except (OSError, ValueError, KeyError, ImportError) as error:
+    except (OSError, ValueError, KeyError, ImportError, TypeError, AttributeError) as error:
+        # A malformed model_index.json (a list, an unknown class) surfaces as a
+        # TypeError or AttributeError deep inside diffusers.
         raise InvalidArgumentError(
             f"model {str(model)!r}: diffusers could not load the pipeline: {error}"
         ) from error
@@ -149,18 +179,24 @@ def sample_images(
     """Sample ``num_images`` images with at most ``steps`` network evaluations each.
 
     Raises:
-        InvalidArgumentError: A count is below 1, the scheduler name is
-            unknown, an LM parameter is out of range, or the pipeline's
-            ``__call__`` takes no ``batch_size`` (it is not unconditional).
+        InvalidArgumentError: A count is below 1 or ``steps`` needs more
+            predictor steps than the scheduler has training time steps, the
+            seed is outside [0, 2**64), the scheduler name is unknown, an LM
+            parameter is out of range, the pipeline's scheduler has no
+            variance-preserving β schedule, or the pipeline's ``__call__``
+            takes no ``batch_size`` (it is not unconditional).
+        NonFiniteError: The pipeline returned NaN or infinite pixels.
     """
     import inspect
 
     if num_images < 1:
         raise InvalidArgumentError(f"num_images must be >= 1, got {num_images}")
-    scheduler = build_scheduler(
-        scheduler_name, pipeline.scheduler.config, lm_lambda=lm_lambda, lm_mix=lm_mix
-    )
-    inference_steps = predictor_steps(scheduler_name, steps)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise InvalidArgumentError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    config = pipeline.scheduler.config
+    check_variance_preserving(config)
+    scheduler = build_scheduler(scheduler_name, config, lm_lambda=lm_lambda, lm_mix=lm_mix)
+    inference_steps = predictor_steps(scheduler_name, steps, scheduler.config.num_train_timesteps)
     if "batch_size" not in inspect.signature(pipeline.__call__).parameters:
         raise InvalidArgumentError(
             f"model: {type(pipeline).__name__} takes no batch_size, so it is not an "
@@ -179,8 +215,14 @@ def sample_images(
     )
     seconds = time.perf_counter() - started
     calls = len(scheduler.timesteps)
+    images = np.asarray(output.images, dtype=np.float32)
+    if not np.isfinite(images).all():
+        raise NonFiniteError(
+            f"the pipeline returned non-finite pixels with scheduler {scheduler_name!r} and "
+            f"{steps} steps; no grid is written"
+        )
     return SampleResult(
-        images=np.asarray(output.images, dtype=np.float32),
+        images=images,
         seconds=seconds,
         evaluations=calls,
         num_inference_steps=inference_steps,

@@ -11,7 +11,11 @@ from diffusers import DDIMScheduler
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
 
-from hessframe_diffusion._lm_scheduler import LevenbergMarquardtMixin, check_lm_config
+from hessframe_diffusion._lm_scheduler import (
+    LevenbergMarquardtMixin,
+    check_inference_steps,
+    check_lm_config,
+)
 
 
 class LMDDIMScheduler(LevenbergMarquardtMixin, DDIMScheduler):
@@ -84,7 +88,13 @@ class LMDDIMScheduler(LevenbergMarquardtMixin, DDIMScheduler):
         self._lm_roles: list[str] = []
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
-        """Set the predictor steps as DDIM does, lay out corrector calls, and reset the LM state."""
+        """Set the predictor steps as DDIM does, lay out corrector calls, and reset the LM state.
+
+        Raises:
+            InvalidArgumentError: ``num_inference_steps`` is not an integer in
+                [1, num_train_timesteps].
+        """
+        check_inference_steps(num_inference_steps, self.config.num_train_timesteps)
         super().set_timesteps(num_inference_steps, device)
         self._lm_reset()
 

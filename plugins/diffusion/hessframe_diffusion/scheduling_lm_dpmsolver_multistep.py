@@ -11,7 +11,11 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerOutput
 
 from hessframe.errors import InvalidArgumentError
-from hessframe_diffusion._lm_scheduler import LevenbergMarquardtMixin, check_lm_config
+from hessframe_diffusion._lm_scheduler import (
+    LevenbergMarquardtMixin,
+    check_inference_steps,
+    check_lm_config,
+)
 
 ALGORITHM_TYPES = ("dpmsolver++", "dpmsolver")
 
@@ -120,7 +124,14 @@ class LMDPMSolverMultistepScheduler(LevenbergMarquardtMixin, DPMSolverMultistepS
         mu: float | None = None,
         timesteps: list[int] | None = None,
     ):
-        """Set the predictor steps as DPM-Solver does, lay out corrector calls, reset LM state."""
+        """Set the predictor steps as DPM-Solver does, lay out corrector calls, reset LM state.
+
+        Raises:
+            InvalidArgumentError: ``timesteps`` is not given and
+                ``num_inference_steps`` is not an integer in [1, num_train_timesteps].
+        """
+        if timesteps is None:
+            check_inference_steps(num_inference_steps, self.config.num_train_timesteps)
         super().set_timesteps(num_inference_steps, device, mu=mu, timesteps=timesteps)
         self._lm_reset()
 

@@ -79,3 +79,27 @@ def test_mixture_rejects_bad_weights():
 def test_default_mixture_rejects_small_dim():
     with pytest.raises(InvalidArgumentError, match="dim"):
         default_mixture(dim=1)
+
+
+@pytest.mark.parametrize(
+    ("x", "alpha", "sigma", "message"),
+    [
+        (torch.zeros(2, 5, dtype=torch.float64), 0.8, 0.6, r"x must be a tensor of shape \(B, 6\)"),
+        (torch.zeros(6, dtype=torch.float64), 0.8, 0.6, r"x must be a tensor of shape \(B, 6\)"),
+        (torch.zeros(2, 6, dtype=torch.float64), 0.8, float("nan"), "sigma finite and >= 0"),
+        (torch.zeros(2, 6, dtype=torch.float64), -0.8, 0.6, "alpha must be finite and > 0"),
+    ],
+)
+def test_mixture_rejects_bad_points_and_levels(mixture, x, alpha, sigma, message):
+    for method in (mixture.score, mixture.hessian, mixture.log_density):
+        with pytest.raises(InvalidArgumentError, match=message):
+            method(x, alpha=alpha, sigma=sigma)
+
+
+def test_mixture_rejects_non_finite_means():
+    with pytest.raises(InvalidArgumentError, match="means and covariances must be finite"):
+        GaussianMixture(
+            torch.ones(1, dtype=torch.float64),
+            torch.full((1, 2), float("nan"), dtype=torch.float64),
+            torch.eye(2, dtype=torch.float64)[None],
+        )

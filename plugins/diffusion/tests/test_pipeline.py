@@ -100,3 +100,19 @@ def test_kid_matches_explicit_sums():
     within_b = sum(kernel(b[i], b[j]) for i in range(5) for j in range(5) if i != j) / 20
     across = sum(kernel(a[i], b[j]) for i in range(6) for j in range(5)) / 30
     assert kernel_inception_distance(a, b) == pytest.approx(within_a + within_b - 2 * across)
+
+
+@pytest.mark.parametrize("metric", [frechet_distance, kernel_inception_distance])
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (np.zeros((5, 3)), np.zeros((5, 4)), "same number of features, got 3 and 4"),
+        (np.zeros((1, 3)), np.zeros((5, 3)), "features_a must be a 2-D array"),
+        (np.zeros((5, 3)), np.full((5, 3), np.nan), "features_b contains NaN"),
+    ],
+)
+def test_metrics_reject_bad_feature_sets(metric, a, b, message):
+    from hessframe.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=message):
+        metric(a, b)

@@ -161,3 +161,19 @@ def test_lm_correction_restores_gaussian_variance_at_few_steps():
         samples = _run(scheduler, predictor, x_start, 10).double()
         errors[name] = float((torch.diagonal(torch.cov(samples.T)) - exact).abs().sum())
     assert errors["lm"] < 0.5 * errors["ddim"]
+
+
+@pytest.mark.parametrize("lm", [LMDDIMScheduler, LMDPMSolverMultistepScheduler])
+@pytest.mark.parametrize("steps", [0, -2, 1001, 2.5])
+def test_set_timesteps_rejects_steps_outside_training_range(lm, steps):
+    # diffusers' DDIM divides by zero at 0 steps; its DPM-Solver accepts 0 or
+    # 1001 steps and then returns NaN.
+    with pytest.raises(InvalidArgumentError, match=r"num_inference_steps must be"):
+        lm().set_timesteps(steps)
+
+
+@pytest.mark.parametrize("lm", [LMDDIMScheduler, LMDPMSolverMultistepScheduler])
+def test_set_timesteps_accepts_every_training_step(lm):
+    scheduler = lm(timestep_spacing="trailing")
+    scheduler.set_timesteps(1000)
+    assert len(set(scheduler.timesteps.tolist())) == 1000
