@@ -17,7 +17,7 @@ import click
 def reject_non_finite(context: click.Context, parameter: click.Parameter, value: float) -> float:
     """Return ``value``, or raise click.BadParameter if it is NaN or infinite (option callback)."""
     if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"must be a finite positive number, got {value}")
+        raise click.BadParameter(f"must be a finite number, got {value}")
     return value
 
 

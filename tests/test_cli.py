@@ -103,7 +103,7 @@ def test_version_option(cli):
 def test_reject_non_finite_option_values():
     assert reject_non_finite(None, None, 0.5) == 0.5
     for value in (float("nan"), float("inf")):
-        with pytest.raises(click.BadParameter, match="must be a finite positive number"):
+        with pytest.raises(click.BadParameter, match="must be a finite number"):
             reject_non_finite(None, None, value)
 
 

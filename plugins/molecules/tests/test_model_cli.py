@@ -16,7 +16,7 @@ from hessframe_molecules.cli import molecules_group
         (["build-dataset", "--geometries", "0"], "must be a positive integer, got 0"),
         (["build-dataset", "--max-s22-atoms", "-1"], "must be 0 or more, got -1"),
         (["evaluate", "--split", "everything"], "'everything' is not one of"),
-        (["train", "--out", "x", "--lr", "nan"], "must be a finite positive number"),
+        (["train", "--out", "x", "--lr", "nan"], "must be a finite number"),
         (["train", "--out", "x", "--epochs", "0"], "must be a positive integer, got 0"),
     ],
 )
