@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hessframe.errors import InvalidArgumentError
+
 logger = logging.getLogger(__name__)
 
 ELEMENTS = ("H", "C", "N", "O")
@@ -211,6 +213,8 @@ def label_molecule(spec: MoleculeSpec, num_geometries: int, seed: int) -> dict[s
         "relaxed_fmax_ev_per_a": fmax,
         "first_geometry_is_minimum": spec.source != "s22",
         "seconds": time.perf_counter() - started,
+        "seed": seed,
+        "num_geometries": num_geometries,
     }
     return {
         "numbers": atoms.numbers.astype(np.int8),
@@ -325,6 +329,7 @@ def build_dataset(
     # a temporary file behind. Such a file is never a shard, so it is removed.
     for stale in (out / SHARD_DIR).glob(".*.tmp"):
         stale.unlink()
+    _check_resumed_settings(out, specs, num_geometries, seed)
     jobs = [
         (index, spec, num_geometries, seed, str(out))
         for index, spec in enumerate(specs)
@@ -362,6 +367,39 @@ def build_dataset(
     manifest = write_manifest(out, specs, num_geometries=num_geometries, seed=seed)
     manifest["failures"] = failures
     return manifest
+
+
+def _check_resumed_settings(
+    out: Path, specs: Sequence[MoleculeSpec], num_geometries: int, seed: int
+) -> None:
+    """Refuse to resume a build whose existing shards were made with another seed or count.
+
+    Shards written before the seed was stored in their ``meta`` are checked by
+    their geometry count only.
+
+    Raises:
+        InvalidArgumentError: An existing shard has another ``num_geometries``
+            or ``seed`` than asked for now.
+    """
+    for index, spec in enumerate(specs):
+        path = out / SHARD_DIR / shard_name(index, spec)
+        if not path.exists():
+            continue
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            count = len(data["energy"])
+        stored = meta.get("num_geometries", count)
+        if spec.source != "s22" and stored != num_geometries:
+            problem = f"{stored} geometries per molecule, not {num_geometries} (--geometries)"
+        elif meta.get("seed", seed) != seed:
+            problem = f"seed {meta['seed']}, not {seed} (--seed)"
+        else:
+            continue
+        raise InvalidArgumentError(
+            f"out {str(out)!r} holds shards of an earlier build with other settings: "
+            f"{path.name} has {problem}; resume with the earlier settings or pass another "
+            "--out folder"
+        )
 
 
 def write_manifest(

@@ -30,6 +30,8 @@ DEFAULT_FMAX = 0.01
 DEFAULT_VIB_FMAX = 0.001
 DEFAULT_STEPS = 500
 DEFAULT_OUT = Path("hessframe-out")
+#: --hessian choices that run the network, which knows H, C, N and O only.
+NETWORK_HESSIANS = ("predicted", "autodiff")
 
 _CALCULATOR_HELP = (
     "Energy and forces: 'xtb' is GFN2-xTB through tblite, 'model' the trained network."
@@ -110,14 +112,20 @@ def _prepare(
         raise click.BadParameter(
             str(error).removeprefix("STRUCTURE "), param_hint="STRUCTURE"
         ) from error
-    if calculator_name == "model":
+    if calculator_name == "model" or hessian_name in NETWORK_HESSIANS:
         from hessframe_molecules.model import check_molecule
 
         try:
             check_molecule(atoms, name=f"STRUCTURE {structure!r}")
         except HessframeError as error:
+            uses = [] if calculator_name != "model" else ["--calculator model"]
+            if hessian_name in NETWORK_HESSIANS:
+                uses.append(f"--hessian {hessian_name}")
             raise click.BadParameter(
-                str(error).removeprefix("STRUCTURE "), param_hint="STRUCTURE"
+                f"{str(error).removeprefix('STRUCTURE ')} (needed by {' and '.join(uses)}; "
+                "GFN2-xTB takes other elements with --calculator xtb and --hessian xtb-fd "
+                "or none)",
+                param_hint="STRUCTURE",
             ) from error
 
     try:
@@ -129,7 +137,7 @@ def _prepare(
     except HessframeError as error:
         raise click.BadParameter(str(error), param_hint="--calculator") from error
 
-    if calculator_name == "model" or hessian_name in ("predicted", "autodiff"):
+    if calculator_name == "model" or hessian_name in NETWORK_HESSIANS:
         from hessframe_molecules.ase_tools.calculators import domain_problems
 
         for problem in domain_problems(atoms):
@@ -181,13 +189,33 @@ def _run(job: Any, out: Path, summary_name: str, as_json: bool, summary_extra: d
     else:
         _print_report(result.summary, written)
     if not result.converged:
-        click.echo(
-            f"warning: not converged: final fmax {result.summary['fmax']:.4g} eV/Å "
-            f"(target {result.summary['fmax_target']:g}); the results above are those of the "
-            "last step",
-            err=True,
-        )
+        click.echo(_failure_warning(result.summary), err=True)
         raise SystemExit(1)
+
+
+def _failure_warning(summary: dict) -> str:
+    """Say why a job failed: fmax not reached, or (ts) the saddle check failed."""
+    if not summary["converged"]:
+        return (
+            f"warning: not converged: final fmax {summary['fmax']:.4g} eV/Å "
+            f"(target {summary['fmax_target']:g}); the results above are those of the last step"
+        )
+    # Only ts fails when converged: its saddle check (frequencies, IRC) did not pass.
+    reasons = []
+    if summary.get("num_imaginary") != 1:
+        reasons.append(
+            f"{summary.get('num_imaginary')} imaginary frequencies where a first-order saddle "
+            "has exactly 1"
+        )
+    irc = summary.get("irc")
+    if irc is not None and not (irc["forward_converged"] and irc["reverse_converged"]):
+        reasons.append("an IRC branch did not reach a minimum")
+    return (
+        f"warning: saddle check failed: Sella converged (fmax {summary['fmax']:.4g} eV/Å, "
+        f"target {summary['fmax_target']:g}), but the structure has "
+        + " and ".join(reasons or ["not passed the checks"])
+        + "; it is not the transition state sought"
+    )
 
 
 def _print_report(summary: dict, written: list[Path]) -> None:

@@ -123,6 +123,32 @@ def test_unsupported_element_is_rejected_for_the_model(tmp_path):
     assert "['Si']" in result.output
 
 
+def test_unsupported_element_is_rejected_before_the_run_for_a_network_hessian(tmp_path):
+    # The default --hessian predicted runs the network even with --calculator xtb.
+    path = tmp_path / "h2s.xyz"
+    write(path, Atoms("SH2", positions=[[0, 0, 0], [1.34, 0, 0], [-0.3, 1.3, 0]]))
+    out = tmp_path / "o"
+    result = _invoke("vib", str(path), "--out", str(out))
+    assert result.exit_code == 2
+    assert "['S']" in result.output
+    assert "--hessian predicted" in result.output
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_ts_that_converges_to_a_wrong_saddle_says_the_check_failed(tmp_path):
+    # From the methane minimum, Sella in Cartesians ends at a point with two imaginary modes.
+    out = tmp_path / "ts"
+    result = _invoke("ts", "CH4", "--cartesian", "--no-irc", "--steps", "60", "--out", str(out))
+    summary = json.loads((out / "ts.json").read_text())
+    assert result.exit_code == 1
+    assert summary["converged"]
+    assert summary["num_imaginary"] == 2
+    assert not summary["success"]
+    assert "saddle check failed: Sella converged" in result.stderr
+    assert "2 imaginary frequencies" in result.stderr
+    assert "not converged" not in result.stderr
+
+
 def test_structure_far_from_training_data_is_named(tmp_path):
     atoms = molecule("H2O")
     atoms.positions[2] = atoms.positions[0] + [0.0, 0.45, 0.0]

@@ -17,7 +17,11 @@ from conftest_ase import (
 )
 from hessframe_molecules.ase_tools.calculators import HessianCalculator
 from hessframe_molecules.ase_tools.geometry import bond_signature
-from hessframe_molecules.ase_tools.transition_state import find_transition_state, follow_irc
+from hessframe_molecules.ase_tools.transition_state import (
+    SaddleSearchError,
+    find_transition_state,
+    follow_irc,
+)
 from hessframe_molecules.ase_tools.vibrations import analyze_vibrations
 from tblite.ase import TBLite
 
@@ -81,3 +85,18 @@ def test_find_transition_state_rejects_bad_fmax():
     atoms.calc = TorchPotential(muller_brown)
     with pytest.raises(InvalidArgumentError, match="fmax must be a finite positive force"):
         find_transition_state(atoms, fmax=0.0)
+
+
+def test_sella_runtime_error_becomes_a_saddle_search_error(monkeypatch):
+    # Sella raises this from a guess far from a saddle (CH4 at its minimum, internal
+    # coordinates, takes 20 s to get there); the run is cut short here.
+    import sella
+
+    def failing_run(self, fmax, steps):
+        raise RuntimeError("Geometry update ODE is taking too long to converge!")
+
+    monkeypatch.setattr(sella.Sella, "run", failing_run)
+    atoms = Atoms("CNH", positions=[[0.0, 0.0, 0.0], [1.18, 0.0, 0.0], [0.5, 1.1, 0.0]])
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    with pytest.raises(SaddleSearchError, match=r"Geometry update ODE.*--cartesian"):
+        find_transition_state(atoms, None)

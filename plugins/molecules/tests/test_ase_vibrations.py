@@ -132,3 +132,17 @@ def test_analyze_vibrations_rejects_bad_arguments(kwargs, message):
 def test_vibrations_from_hessian_rejects_wrong_shape():
     with pytest.raises(InvalidArgumentError, match=r"finite \(9, 9\) matrix for 3 atoms"):
         vibrations_from_hessian(molecule("H2O"), np.eye(6))
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("potential_energy_ev", math.nan, "potential_energy_ev must be a finite energy"),
+        ("spin", -1.0, "spin must be a total electronic spin of 0 or more"),
+        ("spin", math.nan, "spin must be a total electronic spin of 0 or more"),
+    ],
+)
+def test_non_finite_energy_or_bad_spin_is_rejected(keyword, value, message):
+    # Before the check these gave NaN enthalpy, entropy and Gibbs energy without a word.
+    with pytest.raises(InvalidArgumentError, match=message):
+        analyze_vibrations(molecule("H2O"), 10.0 * np.eye(9), **{keyword: value})

@@ -18,6 +18,8 @@ from hessframe_molecules.build import (
 from hessframe_molecules.data import load_geometries, to_graph
 from hessframe_molecules.xtb import xtb_energy_forces, xtb_hessian
 
+from hessframe.errors import InvalidArgumentError
+
 SPECS = [
     MoleculeSpec("g2:CH4", "g2", "train", num_atoms=5),
     MoleculeSpec("g2:H2O", "g2", "test", num_atoms=3),
@@ -108,6 +110,20 @@ def test_interrupted_build_resumes_without_relabelling(tmp_path, monkeypatch) ->
     ]
     assert manifest["counts"]["train"] == {"molecules": 1, "geometries": 2}
     assert manifest["counts"]["test"] == {"molecules": 1, "geometries": 2}
+
+
+def test_resume_with_other_settings_is_refused(tmp_path) -> None:
+    build_dataset(tmp_path, SPECS[1:], num_geometries=2, seed=0, workers=1)
+    shard = tmp_path / "shards" / shard_name(0, SPECS[1])
+    written = shard.stat().st_mtime_ns
+    with pytest.raises(
+        InvalidArgumentError, match=r"2 geometries per molecule, not 3 \(--geometries"
+    ):
+        build_dataset(tmp_path, SPECS[1:], num_geometries=3, seed=0, workers=1)
+    with pytest.raises(InvalidArgumentError, match=r"seed 0, not 5 \(--seed\)"):
+        build_dataset(tmp_path, SPECS[1:], num_geometries=2, seed=5, workers=1)
+    assert shard.stat().st_mtime_ns == written
+    assert build_dataset(tmp_path, SPECS[1:], num_geometries=2, seed=0, workers=1)["failures"] == {}
 
 
 def test_built_shard_labels_match_gfn2_xtb(tmp_path) -> None:

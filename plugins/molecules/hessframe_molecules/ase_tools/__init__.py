@@ -24,6 +24,7 @@ from hessframe_molecules.ase_tools.optimizer import HessianRFO
 from hessframe_molecules.ase_tools.transition_state import (
     ReactionPath,
     SaddleSearch,
+    SaddleSearchError,
     find_transition_state,
     follow_irc,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "ModelCalculator",
     "ReactionPath",
     "SaddleSearch",
+    "SaddleSearchError",
     "Thermochemistry",
     "VibrationalAnalysis",
     "analyze_vibrations",

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from hessframe.errors import InvalidArgumentError
+from hessframe.errors import HessframeError, InvalidArgumentError
 from hessframe_molecules.ase_tools.hessians import HessianSource, resolve_hessian
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ DEFAULT_IRC_FMAX = 0.05
 
 #: Energy (eV) by which an IRC end must lie below the saddle to count as a minimum.
 MIN_DROP_EV = 1e-3
+
+
+class SaddleSearchError(HessframeError, RuntimeError):
+    """Sella stopped with an error of its own before the search converged or ran out of steps."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ def find_transition_state(
         InvalidArgumentError: ``atoms`` has no calculator, ``fmax`` is not
             positive, ``steps`` is not a positive integer, or ``hessian``
             names no registered provider.
+        SaddleSearchError: Sella stopped with an error of its own, such as a
+            failed step in internal coordinates.
     """
     from sella import Sella
 
@@ -143,6 +149,20 @@ def find_transition_state(
         optimizer.attach(observer, interval=1)
     try:
         converged = bool(optimizer.run(fmax=fmax, steps=steps))
+    except RuntimeError as error:
+        from ase.calculators.calculator import CalculatorError
+
+        if isinstance(error, HessframeError | CalculatorError):
+            raise
+        # Sella raises plain RuntimeErrors, for example "Geometry update ODE is
+        # taking too long to converge!" when its internal-coordinate step fails,
+        # which happens from a guess far from any saddle (such as a minimum).
+        advice = ", or step in Cartesian coordinates (internal=False, --cartesian)"
+        raise SaddleSearchError(
+            f"Sella stopped with an error: {error} "
+            f"({'internal' if internal else 'Cartesian'} coordinates); start from a guess "
+            f"closer to the saddle{advice if internal else ''}"
+        ) from error
     finally:
         optimizer.close()
 

@@ -182,12 +182,22 @@ def analyze_vibrations(
 
     Raises:
         InvalidArgumentError: ``temperature_k`` or ``pressure_pa`` is not
-            positive, or ``symmetry_number`` is not a positive integer.
+            positive, ``potential_energy_ev`` is not finite, ``spin`` is
+            negative or not finite, or ``symmetry_number`` is not a positive
+            integer.
     """
     if temperature_k is not None and not (np.isfinite(temperature_k) and temperature_k > 0):
         raise InvalidArgumentError(f"temperature_k must be positive (K), got {temperature_k!r}")
     if not (np.isfinite(pressure_pa) and pressure_pa > 0):
         raise InvalidArgumentError(f"pressure_pa must be positive (Pa), got {pressure_pa!r}")
+    if potential_energy_ev is not None and not np.isfinite(potential_energy_ev):
+        raise InvalidArgumentError(
+            f"potential_energy_ev must be a finite energy (eV) or None, got {potential_energy_ev!r}"
+        )
+    if not (np.isfinite(spin) and spin >= 0):
+        raise InvalidArgumentError(
+            f"spin must be a total electronic spin of 0 or more (0, 0.5, 1, ...), got {spin!r}"
+        )
     if (
         isinstance(symmetry_number, bool)
         or not isinstance(symmetry_number, int)
