@@ -144,3 +144,21 @@ def test_rfo_rejects_bad_arguments(kwargs, message):
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     with pytest.raises(InvalidArgumentError, match=message):
         HessianRFO(atoms, logfile=None, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fmax": float("nan")}, "fmax must be a finite positive number"),
+        ({"fmax": 0.0}, "fmax must be a finite positive number"),
+        ({"fmax": 0.05, "steps": 0}, "steps must be a positive integer"),
+        ({"fmax": 0.05, "steps": 2.5}, "steps must be a positive integer"),
+    ],
+)
+def test_rfo_run_rejects_bad_fmax_and_steps(kwargs, message):
+    atoms = molecule("H2O")
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    optimizer = HessianRFO(atoms, logfile=None)
+    with pytest.raises(InvalidArgumentError, match=message):
+        optimizer.run(**kwargs)
+    assert optimizer.nsteps == 0

@@ -143,6 +143,23 @@ class HessianRFO(Optimizer):
         description["hessian"] = None if self.hessian_source is None else self.hessian_source.name
         return description
 
+    def run(self, fmax: float = 0.05, steps: int = 100_000_000) -> bool:
+        """Optimise until the largest force is below ``fmax`` (eV/Å) or ``steps`` steps are taken.
+
+        Returns:
+            True when the forces converged, False when the steps ran out.
+
+        Raises:
+            InvalidArgumentError: ``fmax`` is not a finite positive force, or
+                ``steps`` is not a positive integer. A NaN ``fmax`` would
+                otherwise never be reached and the run would go on for ASE's
+                default of 10⁸ steps.
+        """
+        _positive("fmax", fmax)
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+            raise InvalidArgumentError(f"steps must be a positive integer, got {steps!r}")
+        return super().run(fmax=fmax, steps=int(steps))
+
     # ------------------------------------------------------------------
     # One step
 
