@@ -139,3 +139,10 @@ def test_hessian_source_rejects_wrong_shape():
         InvalidArgumentError, match=r"shape \(4, 4\) for 3 atoms; expected \(9, 9\)"
     ):
         source(molecule("H2O"))
+
+
+def test_domain_problems_name_radical():
+    problems = domain_problems(molecule("CH3"))
+    assert len(problems) == 1
+    assert "CH3 has an odd number of electrons" in problems[0]
+    assert domain_problems(molecule("CH4")) == []

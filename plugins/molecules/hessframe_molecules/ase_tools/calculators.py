@@ -187,14 +187,20 @@ def domain_problems(atoms: Any) -> list[str]:
     """Return why ``atoms`` lies far outside the network's training data (empty when it does not).
 
     The network was trained on small molecules near their GFN2-xTB minima,
-    displaced by 0.05 to 0.15 Å. Two signs that a structure is far from that:
-    atoms pressed much closer than a bond (below
-    :data:`COMPRESSED_BOND_RATIO` times the sum of covalent radii), and atoms
-    with no bonded neighbour at all (a fragment or a dissociated atom).
+    displaced by 0.05 to 0.15 Å, all neutral closed-shell species. Three signs
+    that a structure is far from that: an odd number of electrons in the
+    neutral structure (a radical, open shell), atoms pressed much closer than a
+    bond (below :data:`COMPRESSED_BOND_RATIO` times the sum of covalent radii),
+    and atoms with no bonded neighbour at all (a fragment or a dissociated atom).
     """
     from ase.data import covalent_radii
 
     problems = []
+    if int(np.sum(atoms.numbers)) % 2 == 1:
+        problems.append(
+            f"{atoms.get_chemical_formula()} has an odd number of electrons when neutral, so it is "
+            "a radical; the network was trained on closed-shell molecules only"
+        )
     if len(atoms) < 2:
         return problems
     positions = atoms.get_positions()
