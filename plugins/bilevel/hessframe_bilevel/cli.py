@@ -58,6 +58,20 @@ DEFAULT_ITERATIONS = {
 #: Progress lines printed in a run when ``--every`` is not given.
 PROGRESS_LINES = 10
 
+#: The ``--every`` option that each command shares.
+every_option = click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Print a progress line to stderr every this many iterations [default: about "
+    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
+)
+
+#: The ``--json`` option that each command shares.
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
+)
+
 bilevel_group = click.Group(
     "bilevel",
     help=(
@@ -255,16 +269,8 @@ def _print_toy_summary(summary: dict) -> None:
     help="Outer iterations at most [default: 6000 for coupled with lvhba, 10000 for "
     "quadratic with lvhba, 500 for implicit and unrolled].",
 )
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=None,
-    help=f"Print a progress line to stderr every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
-)
+@every_option
+@json_option
 def toy_command(
     problem: str, method: str, iterations: int | None, every: int | None, as_json: bool
 ) -> None:
@@ -342,16 +348,8 @@ def _print_measures(title: str, summary: dict, names: tuple[str, ...]) -> None:
     default=None,
     help="Outer iterations at most [default: 100 for lvhba, 10 for implicit, 30 for unrolled].",
 )
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=None,
-    help=f"Print a progress line to stderr every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
-)
+@every_option
+@json_option
 def hyperclean_command(
     method: str,
     corruption: float,
@@ -442,13 +440,7 @@ SVM_ITERATIONS = 300
     show_default=True,
     help="Outer iterations of LV-HBA.",
 )
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=None,
-    help=f"Print a progress line to stderr every this many iterations [default: about "
-    f"{PROGRESS_LINES} lines per run; none with --json unless given].",
-)
+@every_option
 @click.option(
     "--projection",
     type=click.Choice(("euclidean", "slack")),
@@ -464,9 +456,7 @@ SVM_ITERATIONS = 300
     help="Score the iterate with the lowest validation loss F (early stopping on the "
     "validation set), or the last iterate.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object instead of progress and text."
-)
+@json_option
 def svm_command(
     dataset: str,
     method: str,

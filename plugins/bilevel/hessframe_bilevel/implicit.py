@@ -35,6 +35,7 @@ from hessframe_bilevel.problem import (
     check_positive,
     check_problem,
     reject_lower_constraints,
+    x_step_converged,
 )
 
 logger = logging.getLogger(__name__)
@@ -284,13 +285,9 @@ def implicit_descent(
             )
         iterations = k + 1
         stop = recorder.record(x_next, lower.y, iterations)
-        change = float(torch.linalg.vector_norm(x_next - x))
-        scale = 1.0 + float(torch.linalg.vector_norm(x))
+        converged = x_step_converged(x, x_next, tol)
         x = x_next
-        if change <= tol * scale:
-            converged = True
-            break
-        if stop:
+        if converged or stop:
             break
 
     history = recorder.history()

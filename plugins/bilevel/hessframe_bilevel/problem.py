@@ -479,6 +479,13 @@ def _checked_scalar(value: object, name: str, iteration: int) -> torch.Tensor:
     return value
 
 
+def x_step_converged(x: torch.Tensor, x_next: torch.Tensor, tol: float) -> bool:
+    """Return whether the outer step from ``x`` to ``x_next`` is within ``tol * (1 + |x|)``."""
+    change = float(torch.linalg.vector_norm(x_next - x))
+    scale = 1.0 + float(torch.linalg.vector_norm(x))
+    return change <= tol * scale
+
+
 def check_positive(value: object, name: str, solver: str) -> float:
     """Return ``value`` as a float, or raise InvalidArgumentError unless it is finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -29,6 +29,7 @@ from hessframe_bilevel.problem import (
     check_count,
     check_positive,
     reject_lower_constraints,
+    x_step_converged,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,13 +145,9 @@ def unrolled_descent(
         x_next = problem.project_x(x - step * hypergradient)
         iterations = k + 1
         stop = recorder.record(x_next, y, iterations)
-        change = float(torch.linalg.vector_norm(x_next - x))
-        scale = 1.0 + float(torch.linalg.vector_norm(x))
+        converged = x_step_converged(x, x_next, tol)
         x = x_next
-        if change <= tol * scale:
-            converged = True
-            break
-        if stop:
+        if converged or stop:
             break
 
     history = recorder.history()
