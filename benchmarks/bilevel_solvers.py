@@ -179,7 +179,7 @@ def measure(run: Callable[[], dict[str, Any]]) -> Measured:
             stream.write("5")
         reset = True
     except OSError:
-        # Without the reset VmHWM is the peak since the process started, which says
+        # Without the reset VmHWM is the peak since the process started, which states
         # nothing about this run, so the memory cell reads n/a.
         reset = False
     baseline = _status_kib("VmRSS")
@@ -674,7 +674,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run on tiny sizes in seconds; the report is written only where --output says",
+        help="smoke run on tiny sizes in seconds; the report is written only where --output states",
     )
     parser.add_argument(
         "--seeds",

@@ -118,7 +118,7 @@ def test_prepare_output_folder_creates_or_rejects(tmp_path):
         prepare_output_folder(blocker / "sub", "--out")
 
 
-def test_library_error_in_a_command_is_a_message_not_a_traceback(cli):
+def test_library_error_prints_message(cli):
     @cli.command("fails")
     def fails() -> None:
         raise InvalidArgumentError("seed must be an integer >= 0, got -1")
@@ -129,7 +129,7 @@ def test_library_error_in_a_command_is_a_message_not_a_traceback(cli):
     assert "Traceback" not in result.output
 
 
-def test_unwritable_standard_output_is_a_message_not_a_traceback(cli):
+def test_unwritable_stdout_prints_message(cli):
     @cli.command("writes")
     def writes() -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

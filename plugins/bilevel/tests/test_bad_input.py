@@ -105,20 +105,18 @@ def test_projection_returning_wrong_shape_is_rejected():
 
 @pytest.mark.parametrize("method", sorted(SOLVERS))
 @pytest.mark.parametrize("problem", [None, "coupled"])
-def test_problem_that_is_not_a_bilevel_problem_is_rejected(method, problem):
+def test_non_bilevel_problem_is_rejected(method, problem):
     toy = coupled_toy()
     with pytest.raises(InvalidArgumentError, match="problem must be a BilevelProblem, got"):
         SOLVERS[method](problem, toy.x0, toy.y0, max_iter=2)
 
 
 @pytest.mark.parametrize("method", sorted(SOLVERS))
-def test_objective_taking_one_argument_is_rejected_at_the_start(method):
+def test_one_argument_objective_is_rejected(method):
     problem = BilevelProblem(upper=lambda x: x.square().sum(), lower=matrix_problem().lower)
     x0 = torch.zeros(2, dtype=torch.float64)
     y0 = torch.zeros(3, dtype=torch.float64)
-    with pytest.raises(
-        InvalidArgumentError, match=r"upper objective F failed at x0.*TypeError"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"upper objective F failed at x0.*TypeError"):
         SOLVERS[method](problem, x0, y0, max_iter=2)
 
 

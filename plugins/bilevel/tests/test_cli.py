@@ -218,7 +218,8 @@ def test_svm_unknown_projection_lists_known():
     result = run("svm", "--projection", "exact")
     assert result.exit_code == 2
     assert "'--projection'" in result.output
-    assert "euclidean" in result.output and "slack" in result.output
+    assert "euclidean" in result.output
+    assert "slack" in result.output
 
 
 @pytest.mark.parametrize("command", ["hyperclean", "svm"])
@@ -236,7 +237,7 @@ def test_hyperclean_rejects_nan_corruption():
     assert "must be a number in [0, 1], got nan" in result.output
 
 
-def test_json_with_every_keeps_progress_on_stderr_and_json_alone_on_stdout():
+def test_json_with_every_separates_streams():
     result = run("toy", "--iterations", "4", "--every", "2", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["iterations"] == 4

@@ -120,13 +120,13 @@ def test_dataset_records_load_their_sets():
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
-def test_seed_that_is_not_a_non_negative_integer_is_rejected(seed):
+def test_invalid_seed_is_rejected(seed):
     with pytest.raises(InvalidArgumentError, match=r"seed must be an integer >= 0"):
         load_binary_dataset("wine-class-0", seed=seed)
     with pytest.raises(InvalidArgumentError, match=r"seed must be an integer >= 0"):
         load_corrupted_digits(seed=seed)
 
 
-def test_dataset_name_that_is_not_a_string_lists_known_names():
+def test_non_string_dataset_lists_names():
     with pytest.raises(InvalidArgumentError, match="known sets: breast-cancer, wine-class-0"):
         load_binary_dataset(["wine-class-0"])

@@ -133,7 +133,7 @@ def test_hypergradient_at_y_of_wrong_length_names_shapes(function):
 
 
 @pytest.mark.parametrize("function", sorted(HYPERGRADIENTS))
-def test_hypergradient_at_x_that_is_not_a_tensor_is_rejected(function):
+def test_hypergradient_rejects_non_tensor_x(function):
     toy = quadratic_toy()
     with pytest.raises(
         InvalidArgumentError, match=r"x must be a flat floating torch\.Tensor, got list"
@@ -149,7 +149,7 @@ def test_solve_lower_rejects_negative_steps_and_nan_tolerance(option, value):
 
 
 @pytest.mark.parametrize("lower_tol", [-1.0, 0.0, float("nan")])
-def test_implicit_descent_rejects_lower_tolerance_that_is_not_positive(lower_tol):
+def test_implicit_rejects_nonpositive_lower_tol(lower_tol):
     toy = quadratic_toy()
     with pytest.raises(InvalidArgumentError, match="lower_tol must be"):
         implicit_descent(toy.problem, toy.x0, toy.y0, max_iter=2, lower_tol=lower_tol)
