@@ -4,12 +4,13 @@ Everything runs in this one process (peak memory in one child process per
 Hessian strategy) on the same inputs:
 
 1. Gain smoother, forward plus backward with respect to threshold, ratio,
-   attack and release, from a given detector level: the plugin's parallel scan
-   (attack/release decisions included), its sequential loop
-   (``sequential_linear_recurrence``, autograd per sample, run at 1 s and
-   batch 1 only, because it takes seconds per 10^4 samples), and ``torchcomp.compexp_gain``
-   (the peer differentiable compressor, with its expander switched off), in
-   float32 at 44.1 kHz. Target: faster than torchcomp for 60 s of audio.
+   attack and release, from a given detector level, in float32 at 44.1 kHz.
+   It compares the plugin's parallel scan (attack/release decisions included)
+   and its sequential loop (``sequential_linear_recurrence``, autograd per
+   sample). The loop runs at 1 s and batch 1 only, because it takes seconds
+   per 10^4 samples. The third contender is ``torchcomp.compexp_gain`` (the
+   peer differentiable compressor, with its expander switched off). Target:
+   faster than torchcomp for 60 s of audio.
 2. The Hessian strategies: time and peak memory (growth of the child's peak
    resident set over the set-up) of one 5×5 Hessian of the waveform loss of
    ``--hessian-seconds`` of speech (the shipped 3 s clip tiled) against its

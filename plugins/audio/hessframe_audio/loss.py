@@ -10,8 +10,8 @@ of the prediction ŷ and the target y after the DC blocker h, the one-pole
 high-pass H(z) = (1 − z⁻¹)/(1 − R z⁻¹) with R = exp(−2π·f_c/f_s). The target
 is filtered once with ``torchaudio.functional.lfilter``. The prediction is
 filtered by the parallel scan of :mod:`hessframe_audio.scan`, because
-torchaudio 2.11's lfilter has no forward-mode derivative, which
-forward-over-reverse Hessians and the Gauss-Newton Jacobian need; a test checks
+torchaudio 2.11's lfilter has no forward-mode derivative. Forward-over-reverse
+Hessians and the Gauss-Newton Jacobian need that derivative. A test checks
 that both filters agree.
 
 The optional spectral term adds, for each of several STFT sizes
@@ -104,11 +104,13 @@ class MatchObjective:
                 "input_samples and target_samples must both have shape (batch, channels, time), "
                 f"got {tuple(input_samples.shape)} and {tuple(target_samples.shape)}"
             )
+
         self.compressor = compressor
         self.input = input_samples
         self.loss_name = loss
         self.spectral_weight = float(spectral_weight)
         self.level_db = compressor.level_db(input_samples)
+
         self.target_dc = dc_block_fixed(target_samples, compressor.sample_rate)
         energy = float(self.target_dc.pow(2).sum())
         if not energy > 0:
@@ -116,6 +118,7 @@ class MatchObjective:
                 "target_samples carry no signal after DC blocking; pass a target with audio content"
             )
         self._scale = 1.0 / math.sqrt(energy)
+
         self._spectrograms = []
         self._target_logs = []
         if loss == "spectral":

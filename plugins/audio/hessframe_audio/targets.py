@@ -9,8 +9,8 @@
   acts on the level, not on the gain, and its stereo channels are not
   linked, so this package's model matches it closely but not exactly.
 - :func:`render_optical_leveller` simulates a feedback levelling amplifier
-  in the manner of an electro-optical unit: the detector reads the output,
-  the gain reduction attacks in about 10 ms, and it releases in two stages,
+  in the manner of an electro-optical unit. Its detector reads the output,
+  and the gain reduction attacks in about 10 ms. It releases in two stages,
   a fast one (60 ms) and a slow one (1.5 s) whose share grows the longer the
   reduction is held, so the release depends on the programme. A feed-forward
   compressor with one release time cannot represent it exactly, which makes

@@ -11,7 +11,7 @@ from hessframe_audio.metrics import frame_gain_db
 from hessframe_audio.plot import frame_detector_level_db
 
 
-def test_steady_tone_frames_lie_on_the_static_curve_at_the_detected_level():
+def test_steady_tone_on_static_curve():
     # Rising 1 kHz tone bursts, 0.1 s each, compressed at a fast attack: in the
     # settled half of each burst the measured gain is the closed-form static
     # curve at the tone's peak level (the amplitude), 3 dB above its RMS.

@@ -49,8 +49,9 @@ def juce_compressor(samples, rate, threshold_db, ratio, attack_ms, release_ms):
     return output
 
 
-def test_pedalboard_is_juce_ballistics_per_channel_with_two_pi_time_constants():
-    # The two channels differ, so a linked detector would not match.
+def test_pedalboard_matches_juce_ballistics():
+    # pedalboard runs JUCE's ballistics filter per channel, with time constants
+    # of t_ms/2π. The two channels differ, so a linked detector would not match.
     left = tone(-8, 0.05) * torch.linspace(0.1, 1.0, 2205, dtype=torch.float64)
     right = tone(-14, 0.05).roll(7)
     audio = Audio(torch.stack([left, right]).float(), SAMPLE_RATE)

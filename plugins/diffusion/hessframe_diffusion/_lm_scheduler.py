@@ -1,4 +1,4 @@
-"""What the Levenberg-Marquardt schedulers share: configuration checks, state, and the step.
+"""Shared parts of the Levenberg-Marquardt schedulers: configuration checks, state, and the step.
 
 A scheduler class combines :class:`LevenbergMarquardtMixin` with a diffusers
 scheduler and supplies the noise levels s = σ/α of a call and of its target.
@@ -158,7 +158,7 @@ class LevenbergMarquardtMixin:
         self._lm_call += 1
         timestep = int(timestep)
 
-        # The base class sees only the predictor timesteps, so its own
+        # The base class receives only the predictor timesteps, so its own
         # bookkeeping (step index, lower-order final steps) is untouched.
         interleaved = self.timesteps
         self.timesteps = self._lm_predictor_timesteps

@@ -141,7 +141,7 @@ def train_digits_unet(
     that finds one there continues from it with the optimiser, learning-rate
     schedule and random-generator state restored. The pipeline directory is
     written to a temporary folder beside ``output`` and renamed into place,
-    and holds the moving-average weights.
+    and contains the moving-average weights.
 
     Args:
         output: Folder of the pipeline to write (replaced if it exists).

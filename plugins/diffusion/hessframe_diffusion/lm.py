@@ -11,7 +11,7 @@ where C = α² Cov[x_0 | x_t] / σ² is symmetric positive semidefinite.
 Curvature along a direction. For data that is locally Gaussian along a unit
 direction u with variance v and mean m, the projections e = uᵀε̂ and p = uᵀy
 obey e (v + s²) = s (p - m). Two evaluations (p₁, e₁, s₁) and (p₂, e₂, s₂),
-the previous and the current one of a sampler, determine v and m; this is a
+the previous and the current one of a sampler, determine v and m. This is a
 secant condition that also accounts for the change of noise level between
 them. The curvature at the current level is then c = uᵀ C u = v / (v + s₂²).
 With equal noise levels it reduces to the plain secant c = 1 - s Δe / Δp.
@@ -27,7 +27,7 @@ P = (1 + λ) H_λ⁻¹ equals I off u and (1 + λ) / (1 + λ - c) along u: large
 gives plain Langevin, small λ a Newton step. P is applied through the core's
 :class:`~hessframe.curvature.LowRankDampedHessian` (Woodbury solves and
 inverse square roots, O(d) per sample), one provider per chunk of samples with
-a block-diagonal factor (one column per sample), so no sample sees another.
+a block-diagonal factor (one column per sample), so no sample affects another.
 Equivalently, the damped curvature seen by P along u is c_λ = c / (1 + λ).
 
 LM increment correction. For Gaussian data with curvature c along u, the exact
@@ -156,7 +156,7 @@ class BatchedLowRank:
     """Block-diagonal low-rank plus damping matrices for a batch, one core provider per chunk.
 
     Sample b gets the d×d block s_b u_b u_bᵀ + μ I. Samples are grouped in
-    chunks of :data:`CHUNK_SIZE`; each chunk is one
+    chunks of :data:`CHUNK_SIZE`, and each chunk is one
     :class:`~hessframe.curvature.LowRankDampedHessian` whose factor has one
     column per sample, zero outside that sample's rows, so samples never mix.
 

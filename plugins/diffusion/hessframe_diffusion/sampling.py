@@ -100,8 +100,8 @@ def check_variance_preserving(config: Any) -> None:
     """Raise InvalidArgumentError unless a pipeline's scheduler ``config`` has a β schedule.
 
     DDIM, DPM-Solver and the LM schedulers are built from the pipeline's
-    scheduler config; without ``beta_schedule`` (a flow-matching or
-    variance-exploding scheduler, say) they would silently fall back to
+    scheduler config. Without ``beta_schedule`` (for example in a flow-matching
+    or variance-exploding scheduler), they would silently fall back to
     diffusers' default β schedule, which is not the one the model was trained on.
     """
     if "beta_schedule" not in config or config.get("use_flow_sigmas", False):
@@ -179,12 +179,13 @@ def sample_images(
     """Sample ``num_images`` images with at most ``steps`` network evaluations each.
 
     Raises:
-        InvalidArgumentError: A count is below 1 or ``steps`` needs more
-            predictor steps than the scheduler has training time steps, the
-            seed is outside [0, 2**64), the scheduler name is unknown, an LM
-            parameter is out of range, the pipeline's scheduler has no
-            variance-preserving β schedule, or the pipeline's ``__call__``
-            takes no ``batch_size`` (it is not unconditional).
+        InvalidArgumentError: A count is below 1, or ``steps`` needs more
+            predictor steps than the scheduler has training time steps. Also
+            raised when the seed is outside [0, 2**64), the scheduler name is
+            unknown or an LM parameter is out of range. Also raised when the
+            pipeline's scheduler has no variance-preserving β schedule, or the
+            pipeline's ``__call__`` takes no ``batch_size`` (it is not
+            unconditional).
         NonFiniteError: The pipeline returned NaN or infinite pixels.
     """
     import inspect
