@@ -11,10 +11,10 @@ Hessian strategy) on the same inputs:
    per 10^4 samples. The third contender is ``torchcomp.compexp_gain`` (the
    peer differentiable compressor, with its expander switched off). Target:
    faster than torchcomp for 60 s of audio.
-2. The Hessian strategies: time and peak memory (growth of the child's peak
-   resident set over the set-up) of one 5×5 Hessian of the waveform loss of
-   ``--hessian-seconds`` of speech (the shipped 3 s clip tiled) against its
-   pedalboard-compressed copy, in float64.
+2. The Hessian strategies: time and peak memory of one 5×5 Hessian, in
+   float64. The loss is the waveform loss of ``--hessian-seconds`` of speech
+   (the shipped 3 s clip tiled) against its pedalboard-compressed copy. Peak
+   memory is the growth of the child's peak resident set over the set-up.
 3. Newton-Raphson (exact Hessian, ``autodiff``, and Gauss-Newton) against Adam
    (learning rate ``--adam-lr``) on each shipped target, from the same start:
    iterations and wall time until the ESR is within 1 % of the best that any
