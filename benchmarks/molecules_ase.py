@@ -17,10 +17,10 @@ with GFN2-xTB (tblite's ASE calculator) giving every energy and force:
    from atom-mapped SMILES (RDKit, ETKDG), are relaxed with xTB and aligned;
    the highest image of a loosely relaxed nudged elastic band (IDPP start) is
    the common starting guess. Sella runs from it alone, with the xTB
-   finite-difference Hessian, and with the ``--hessian`` source, each Hessian
-   asked for either as often as Sella rediagonalizes (every 3 steps while its
-   model lacks a negative mode) or at the start (that schedule pushed beyond
-   the run). A search succeeds when Sella converges to fmax 0.01 eV/Å, the xTB
+   finite-difference Hessian, and with the ``--hessian`` source. Each Hessian
+   is requested either as often as Sella rediagonalizes (every 3 steps while
+   its model lacks a negative mode) or at the start only, with that schedule
+   pushed beyond the run. A search succeeds when Sella converges to fmax 0.01 eV/Å, the xTB
    finite-difference Hessian there has exactly one imaginary frequency, and
    the two ends of Sella's IRC, relaxed, have the bonds of the reactant and of
    the product. Target: the ``--hessian`` source needs fewer xTB gradient
@@ -62,7 +62,7 @@ MAX_STEPS = 1000
 #: Sella's nsteps_per_diag for the "at the start" rows: never due within a run.
 START_ONLY_STEPS = 10**6
 
-#: Reactions as atom-mapped SMILES (reactant, product); the map numbers pair the atoms.
+#: Reactions as atom-mapped SMILES (reactant, product). The map numbers pair the atoms.
 REACTIONS = (
     ("HCN -> HNC", "[H:1][C:2]#[N:3]", "[H:1][N+:3]#[C-:2]"),
     ("HNCO -> HOCN", "[H:1][N:2]=[C:3]=[O:4]", "[H:1][O:4][C:3]#[N:2]"),
@@ -146,7 +146,7 @@ def optimization_methods(hessian: str):
 
     def bfgs_exact(atoms):
         # ASE's BFGS steps by |eigenvalue|⁻¹, so the near-zero rigid-motion
-        # eigenvalues of the exact Hessian would give huge useless steps; they
+        # eigenvalues of the exact Hessian would give huge useless steps. They
         # get ASE's default curvature (alpha, 70 eV/Å²) instead.
         optimizer = BFGS(atoms, logfile=None)
         rigid = rigid_motion_basis(atoms.get_positions())
@@ -198,8 +198,8 @@ def run_optimizations(
                 converged = bool(optimizer.run(fmax=FMAX, steps=MAX_STEPS))
                 calls = calculator.num_force_calls
                 energy = float(probe.get_potential_energy())
-                # The minimum a run found: its end relaxed further to 1e-3 eV/Å, which at
-                # fmax 0.01 separates basins that differ by less than the loose end energies do.
+                # Relax each run's end further to 1e-3 eV/Å to find its minimum. At fmax 0.01
+                # this separates basins that differ by less than the loose end energies do.
                 basin = relaxed(probe)
                 basin.calc = xtb()
                 runs.append(
@@ -314,7 +314,7 @@ def mapped_atoms(smiles: str, seed: int = 0):
     options = AllChem.ETKDGv3()
     options.randomSeed = seed
     if AllChem.EmbedMolecule(molecule, options) != 0:
-        raise RuntimeError(f"RDKit could not embed {smiles}")
+        raise RuntimeError(f"RDKit embedding failed for {smiles}: check the SMILES or the seed")
     positions = molecule.GetConformer().GetPositions()
     map_numbers = [atom.GetAtomMapNum() for atom in molecule.GetAtoms()]
     order = sorted(range(molecule.GetNumAtoms()), key=map_numbers.__getitem__)
@@ -325,7 +325,7 @@ def mapped_atoms(smiles: str, seed: int = 0):
 def ts_guess(reactant, product, images: int = 9, fmax: float = 0.5):
     """Return the highest image of a loosely relaxed xTB NEB from reactant to product.
 
-    The path starts from an IDPP interpolation; a few FIRE steps of the
+    The path starts from an IDPP interpolation. A few FIRE steps of the
     nudged elastic band (to ``fmax`` eV/Å, at most 200 steps) move its images
     off the high-energy straight lines that IDPP can leave, so the guess sits
     near the saddle region. These force calls are not counted for any method.
@@ -387,7 +387,7 @@ def run_saddles(reactions, hessian: str) -> list[SaddleRun]:
     from hessframe_molecules.ase_tools.geometry import bond_signature
     from hessframe_molecules.ase_tools.transition_state import find_transition_state
 
-    # Sella asks its hessian_function again every 3 steps while its model has no
+    # Sella calls its hessian_function again every 3 steps while its model has no
     # negative mode (its default nsteps_per_diag). The "at the start" rows push that
     # schedule beyond the run, so the Hessian of the starting guess is updated by
     # Sella's quasi-Newton steps instead of being replaced along the path.
@@ -574,11 +574,18 @@ def main() -> None:
         default="predicted",
         help="Hessian source whose rows carry the targets (default: predicted)",
     )
-    parser.add_argument("--quick", action="store_true", help="three molecules, two reactions")
-    parser.add_argument("--max-molecules", type=_common.positive_int, default=None)
-    parser.add_argument("--displacement", type=float, default=0.05, help="Å per coordinate")
     parser.add_argument(
-        "--starts", type=_common.positive_int, default=3, help="perturbed starts per molecule"
+        "--quick", action="store_true", help="run three molecules and two reactions only"
+    )
+    parser.add_argument("--max-molecules", type=_common.positive_int, default=None)
+    parser.add_argument(
+        "--displacement", type=float, default=0.05, help="Gaussian displacement per coordinate (Å)"
+    )
+    parser.add_argument(
+        "--starts",
+        type=_common.positive_int,
+        default=3,
+        help="number of perturbed starts per molecule",
     )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()

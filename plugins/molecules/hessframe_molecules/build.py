@@ -396,7 +396,7 @@ def _check_resumed_settings(
         else:
             continue
         raise InvalidArgumentError(
-            f"out {str(out)!r} holds shards of an earlier build with other settings: "
+            f"out {str(out)!r} contains shards of an earlier build with other settings: "
             f"{path.name} has {problem}; resume with the earlier settings or pass another "
             "--out folder"
         )

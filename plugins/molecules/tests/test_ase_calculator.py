@@ -107,7 +107,7 @@ def test_xtb_wrapper_forces_match_ase_numerical_forces():
     assert np.abs(forces - numerical).max() < 1e-3
 
 
-def test_xtb_wrapper_hessian_matches_finite_differences_of_its_forces():
+def test_xtb_wrapper_hessian_matches_force_differences():
     atoms = _displaced("H2O")
     xtb = TBLite(method="GFN2-xTB", verbosity=0)
     wrapper = HessianCalculator(xtb, "xtb-finite-difference")

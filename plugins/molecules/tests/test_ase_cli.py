@@ -68,7 +68,7 @@ def test_ts_finds_hcn_saddle_and_checks_irc(tmp_path):
 
 
 @pytest.mark.skipif(not WEIGHTS_PATH.is_file(), reason=f"shipped weights {WEIGHTS_PATH} missing")
-def test_ts_with_predicted_hessian_checks_saddle_on_xtb(tmp_path):
+def test_ts_predicted_hessian_checks_on_xtb(tmp_path):
     guess = Atoms("CNH", positions=[[0.0, 0.0, 0.0], [1.18, 0.0, 0.0], [0.5, 1.1, 0.0]])
     path = tmp_path / "guess.xyz"
     write(path, guess)
@@ -85,7 +85,7 @@ def test_ts_with_predicted_hessian_checks_saddle_on_xtb(tmp_path):
     }
 
 
-def test_not_converged_writes_results_and_exits_1(tmp_path):
+def test_unconverged_run_writes_results_exits_1(tmp_path):
     out = tmp_path / "opt"
     result = _invoke("optimize", "CH3OH", "--hessian", "none", "--steps", "1", "--out", str(out))
     assert result.exit_code == 1
@@ -117,13 +117,13 @@ def test_unreadable_file_is_rejected(tmp_path):
     assert "could not be read by ase.io.read" in result.output
 
 
-def test_unsupported_element_is_rejected_for_the_model(tmp_path):
+def test_model_rejects_unsupported_element(tmp_path):
     result = _invoke("optimize", "SiH4", "--calculator", "model", "--out", str(tmp_path / "o"))
     assert result.exit_code == 2
     assert "['Si']" in result.output
 
 
-def test_unsupported_element_is_rejected_before_the_run_for_a_network_hessian(tmp_path):
+def test_network_hessian_rejects_element_early(tmp_path):
     # The default --hessian predicted runs the network even with --calculator xtb.
     path = tmp_path / "h2s.xyz"
     write(path, Atoms("SH2", positions=[[0, 0, 0], [1.34, 0, 0], [-0.3, 1.3, 0]]))
@@ -135,7 +135,7 @@ def test_unsupported_element_is_rejected_before_the_run_for_a_network_hessian(tm
     assert not out.exists() or not list(out.iterdir())
 
 
-def test_ts_that_converges_to_a_wrong_saddle_says_the_check_failed(tmp_path):
+def test_ts_wrong_saddle_fails_check(tmp_path):
     # From the methane minimum, Sella in Cartesians ends at a point with two imaginary modes.
     out = tmp_path / "ts"
     result = _invoke("ts", "CH4", "--cartesian", "--no-irc", "--steps", "60", "--out", str(out))
@@ -149,7 +149,7 @@ def test_ts_that_converges_to_a_wrong_saddle_says_the_check_failed(tmp_path):
     assert "not converged" not in result.stderr
 
 
-def test_structure_far_from_training_data_is_named(tmp_path):
+def test_far_structure_warning_names_atoms(tmp_path):
     atoms = molecule("H2O")
     atoms.positions[2] = atoms.positions[0] + [0.0, 0.45, 0.0]
     path = tmp_path / "compressed-water.xyz"
@@ -157,7 +157,7 @@ def test_structure_far_from_training_data_is_named(tmp_path):
     out = tmp_path / "o"
     result = _invoke("vib", str(path), "--hessian", "xtb-fd", "--no-optimize", "--out", str(out))
     assert result.exit_code == 0
-    assert "warning" not in result.stderr  # xTB alone: the network is not involved
+    assert "warning" not in result.stderr  # xTB alone, so the network is not involved
 
     result = CliRunner().invoke(molecules_group, ["vib", str(path), "--out", str(out)])
     assert "outside the network's training data: atoms 0 (O) and 2 (H) are 0.45 Å apart" in (

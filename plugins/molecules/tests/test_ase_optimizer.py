@@ -31,7 +31,7 @@ def _relax(atoms: Atoms, make_optimizer) -> tuple[float, int, bool]:
 
 
 @pytest.mark.parametrize("name", ["H2O", "NH3", "CH3OH"])
-def test_rfo_reaches_bfgs_minimum_with_fewer_force_calls(name):
+def test_rfo_matches_bfgs_with_fewer_calls(name):
     start = _perturbed(name, seed=1)
     bfgs_energy, bfgs_calls, bfgs_converged = _relax(start, lambda a: BFGS(a, logfile=None))
     rfo_energy, rfo_calls, rfo_converged = _relax(
@@ -47,7 +47,7 @@ def test_rfo_reaches_bfgs_minimum_with_fewer_force_calls(name):
     not WEIGHTS_PATH.is_file(), reason=f"the network's shipped weights {WEIGHTS_PATH} are missing"
 )
 @pytest.mark.parametrize("name", ["H2O", "CH3OH"])
-def test_rfo_from_predicted_hessian_reaches_bfgs_minimum(name):
+def test_rfo_predicted_hessian_matches_bfgs(name):
     start = _perturbed(name, seed=5)
     bfgs_energy, _, _ = _relax(start, lambda a: BFGS(a, logfile=None))
     rfo_energy, _, converged = _relax(start, lambda a: HessianRFO(a, "predicted", logfile=None))
@@ -63,7 +63,7 @@ def test_rfo_without_hessian_reaches_bfgs_minimum():
     assert abs(rfo_energy - bfgs_energy) < 1e-4
 
 
-def test_rfo_with_exact_hessian_solves_harmonic_molecule_in_one_step():
+def test_rfo_exact_hessian_harmonic_one_step():
     # A bent triatomic with harmonic bonds; near the minimum the quadratic model is almost exact.
     calculator = TorchPotential(harmonic_bonds([(0, 1), (1, 2), (0, 2)], 30.0, 1.0))
     positions = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, np.sqrt(3) / 2, 0.0]])
@@ -109,7 +109,7 @@ def test_rfo_reports_no_convergence_within_steps():
     assert optimizer.nsteps == 1
 
 
-def test_rfo_step_is_shifted_newton_step_for_indefinite_hessian():
+def test_rfo_step_indefinite_hessian_shifted():
     hessian = np.diag([-1.0, 2.0, 5.0])
     gradient = np.array([0.3, -0.2, 0.1])
     step = rfo_step(hessian, gradient)
@@ -139,7 +139,7 @@ def test_bfgs_update_satisfies_secant_condition():
         ({"hessian": "no-such-provider"}, "not a registered curvature provider"),
     ],
 )
-def test_rfo_rejects_bad_arguments(kwargs, message):
+def test_rfo_rejects_invalid_arguments(kwargs, message):
     atoms = molecule("H2O")
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     with pytest.raises(InvalidArgumentError, match=message):
@@ -155,7 +155,7 @@ def test_rfo_rejects_bad_arguments(kwargs, message):
         ({"fmax": 0.05, "steps": 2.5}, "steps must be a positive integer"),
     ],
 )
-def test_rfo_run_rejects_bad_fmax_and_steps(kwargs, message):
+def test_rfo_run_rejects_invalid_limits(kwargs, message):
     atoms = molecule("H2O")
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     optimizer = HessianRFO(atoms, logfile=None)

@@ -62,8 +62,8 @@ class HessianCalculator(Calculator):
     ) -> None:
         if not hasattr(calculator, "get_potential_energy") or not hasattr(calculator, "get_forces"):
             raise InvalidArgumentError(
-                f"calculator must be an ASE calculator with get_potential_energy and get_forces, "
-                f"got {type(calculator).__name__}"
+                f"invalid calculator {type(calculator).__name__}: pass an ASE calculator "
+                "with get_potential_energy and get_forces"
             )
         super().__init__(**kwargs)
         self.calculator = calculator
@@ -88,7 +88,7 @@ class HessianCalculator(Calculator):
     def get_hessian(self, atoms: Any = None) -> np.ndarray:
         """Return the (3N, 3N) Hessian (eV/Å²) of ``atoms`` (default: the last structure).
 
-        The matrix is cached for the last positions, so asking twice costs one call.
+        The matrix is cached for the last positions, so requesting it twice costs one call.
 
         Raises:
             InvalidArgumentError: No Hessian source was given, or no structure.
@@ -188,10 +188,11 @@ def domain_problems(atoms: Any) -> list[str]:
 
     The network was trained on small molecules near their GFN2-xTB minima,
     displaced by 0.05 to 0.15 Å, all neutral closed-shell species. Three signs
-    that a structure is far from that: an odd number of electrons in the
-    neutral structure (a radical, open shell), atoms pressed much closer than a
-    bond (below :data:`COMPRESSED_BOND_RATIO` times the sum of covalent radii),
-    and atoms with no bonded neighbour at all (a fragment or a dissociated atom).
+    show that a structure is far from that. The first is an odd number of
+    electrons in the neutral structure (a radical, open shell). The second is
+    atoms pressed much closer than a bond (below :data:`COMPRESSED_BOND_RATIO`
+    times the sum of covalent radii). The third is atoms with no bonded
+    neighbour at all (a fragment or a dissociated atom).
     """
     from ase.data import covalent_radii
 

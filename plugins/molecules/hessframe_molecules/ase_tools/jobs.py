@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 CALCULATORS = ("xtb", "model")
 HESSIAN_CHOICES = (*HESSIAN_ALIASES, "none")
 
-#: Sella settings that take the Hessian source's matrix at the start only (nsteps_per_diag is
-#: how many steps Sella waits before asking again; this one is never reached).
+#: Sella settings that take the Hessian source's matrix at the start only. nsteps_per_diag is
+#: the number of steps before Sella requests a new Hessian, and this value is never reached.
 START_ONLY = {"nsteps_per_diag": 10**6}
 
 #: Progress callback: called after every optimizer step with (step, energy in eV, fmax in eV/Å).
@@ -61,7 +61,7 @@ class JobResult:
 def make_calculator(name: str, hessian: str | HessianSource | None) -> HessianCalculator:
     """Return the calculator ``name`` (``'xtb'`` or ``'model'``) paired with a Hessian source.
 
-    ``'xtb'`` is GFN2-xTB through ``tblite.ase.TBLite``; ``'model'`` the
+    ``'xtb'`` is GFN2-xTB through ``tblite.ase.TBLite``, and ``'model'`` is the
     trained network (:class:`~hessframe_molecules.ase_tools.calculators.ModelCalculator`).
 
     Raises:
@@ -77,7 +77,7 @@ def make_calculator(name: str, hessian: str | HessianSource | None) -> HessianCa
         base = ModelCalculator()
     else:
         raise InvalidArgumentError(
-            f"calculator must be one of {', '.join(CALCULATORS)}, got {name!r}"
+            f"invalid calculator {name!r}: choose one of {', '.join(CALCULATORS)}"
         )
     return HessianCalculator(base, hessian)
 
@@ -178,11 +178,11 @@ def run_ts(
     Success means: Sella converged, exactly one imaginary frequency, and (with
     ``irc``) both IRC branches reached a minimum. The frequencies and the IRC's
     first direction come from finite differences of the calculator's forces,
-    whatever the source. Unless ``refresh_hessian``,
-    the source's Hessian is taken at the start and Sella refines it by
-    quasi-Newton updates instead of asking the source again every 3 steps:
-    on the reactions of ``benchmarks/molecules_ase.py`` that kept the
-    predicted Hessian, poor far from minima, from stalling the search.
+    whatever the source. Unless ``refresh_hessian`` is set, the source's
+    Hessian is taken at the start only. Sella then refines it by quasi-Newton
+    updates instead of requesting the source again every 3 steps. On the
+    reactions of ``benchmarks/molecules_ase.py`` this kept the predicted
+    Hessian, which is poor far from minima, from stalling the search.
     """
     from hessframe_molecules.ase_tools.geometry import bond_signature
     from hessframe_molecules.ase_tools.transition_state import find_transition_state, follow_irc
@@ -203,7 +203,7 @@ def run_ts(
     )
     search_calls = calculator.num_force_calls
 
-    # The saddle is checked on the calculator's own surface: a predicted Hessian
+    # Check the saddle on the calculator's own surface, because a predicted Hessian
     # can miss the negative mode there even when Sella found the right saddle.
     check_source = calculator_hessian(calculator)
     analysis = analyze_vibrations(atoms, check_source, temperature_k=None)
@@ -288,8 +288,8 @@ def run_vib(
 def _gradient_calls(calculator: HessianCalculator, atoms: Any, hessian_calls: int) -> int:
     """Return the gradient calls that ``hessian_calls`` Hessians of a finite-difference source cost.
 
-    Central differences take two gradients per coordinate, 6N per Hessian; a
-    source that is not a finite-difference one costs none.
+    Central differences take two gradients per coordinate, so 6N per Hessian.
+    A source that is not a finite-difference one costs none.
     """
     source = calculator.hessian_source
     if source is None or not source.name.endswith("finite-difference"):
@@ -316,9 +316,9 @@ def _final_state(
 def write_outputs(folder: Path, result: JobResult, summary_name: str) -> list[Path]:
     """Write the trajectories and the JSON summary into ``folder``, all or nothing.
 
-    Every file goes to a temporary name in ``folder`` first; the temporary
-    files are renamed over the targets only after all were written, and
-    removed if any write fails.
+    Every file goes to a temporary name in ``folder`` first. The temporary
+    files are renamed over the targets only after all were written, and they
+    are removed if any write fails.
 
     Returns:
         The paths written.
@@ -339,7 +339,7 @@ def write_outputs(folder: Path, result: JobResult, summary_name: str) -> list[Pa
             os.close(handle)
             temporary[target] = Path(name)
             write(Path(name))
-            # mkstemp creates files readable by their owner only; use open()'s permissions.
+            # mkstemp creates files readable by their owner only, so apply open()'s permissions.
             os.chmod(name, 0o666 & ~_current_umask())
         for target, temp_path in temporary.items():
             os.replace(temp_path, target)
@@ -367,7 +367,7 @@ def _trajectory_writer(images: Sequence[Any]) -> Callable[[Path], None]:
 
 
 def resolve_cli_hessian(name: str) -> HessianSource | None:
-    """Return the source for a ``--hessian`` choice; ``'none'`` gives None."""
+    """Return the source for a ``--hessian`` choice, or None for ``'none'``."""
     if name == "none":
         return None
     return resolve_hessian(name, argument="--hessian")
